@@ -1,0 +1,264 @@
+"""Training recipes: YAML files validated into typed objects, with ``key=value`` overrides.
+
+A recipe has four sections::
+
+    family: unet                 # a registered family (segmentation.models.registry)
+    model: {...}                 # handed to the family's build(); its keys are the family's
+    data: {...}                  # DataConfig
+    train: {...}                 # TrainConfig
+
+An unknown key, a wrong type or a missing data path raises :class:`ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A recipe is invalid; the message names the offending key and how to fix it."""
+
+
+@dataclass
+class DataConfig:
+    """Where the training images come from and how they are cut.
+
+    Attributes:
+        root: a DSB2018 Kaggle-layout folder, a packed cache file (``.npz``), a folder of images
+            (with ``labels``), ``"sample"`` (the bundled sample) or ``"synthetic"``.
+        labels: folder of label images matching ``root``'s image stems (folder layout only).
+        val_fraction: share of images held out for validation (stratified by image type).
+        split_seed: seed of the train/validation split.
+        crop_size: side of the square random training crops, a multiple of 32.
+        samples_per_epoch: random crops drawn per epoch.
+        workers: data-loader worker processes.
+        max_images: use only the first N images (after sorting by name); None for all.
+        synthetic_images: number of images when ``root`` is ``"synthetic"``.
+    """
+
+    root: str = "sample"
+    labels: str | None = None
+    val_fraction: float = 0.15
+    split_seed: int = 0
+    crop_size: int = 256
+    samples_per_epoch: int = 1000
+    workers: int = 2
+    max_images: int | None = None
+    synthetic_images: int = 16
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and bookkeeping.
+
+    Attributes:
+        epochs: passes of ``samples_per_epoch`` crops.
+        batch_size: crops per step (per process under DDP).
+        optimizer: ``adamw`` or ``sgd``.
+        lr, weight_decay, momentum: optimiser settings (momentum for sgd).
+        schedule: ``cosine``, ``step`` or ``constant``, after a linear warm-up.
+        warmup_epochs: length of the linear warm-up, in epochs (may be fractional).
+        step_epochs, step_gamma: the step schedule's period and factor.
+        grad_clip: max gradient norm, or None.
+        amp: mixed precision (bfloat16 autocast) on CUDA; ignored on CPU.
+        channels_last: channels-last memory format on CUDA.
+        seed: seeds Python, NumPy and torch, and the crops.
+        val_every: validate every N epochs (and always after the last).
+        max_minutes: stop training after this wall time (checked each epoch), or None.
+        tune_thresholds: search post-processing thresholds on the validation split at the end.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        output: run folder (checkpoints, logs).
+        member: train only this ensemble member (index), or None for all.
+        progress: show progress bars.
+    """
+
+    epochs: int = 50
+    batch_size: int = 8
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    schedule: str = "cosine"
+    warmup_epochs: float = 1.0
+    step_epochs: int = 30
+    step_gamma: float = 0.1
+    grad_clip: float | None = 1.0
+    amp: bool = True
+    channels_last: bool = True
+    seed: int = 0
+    val_every: int = 1
+    max_minutes: float | None = None
+    tune_thresholds: bool = True
+    device: str = "auto"
+    output: str = "runs/model"
+    member: int | None = None
+    progress: bool = True
+
+
+@dataclass
+class Config:
+    """A whole recipe. ``model`` is family-specific and checked by the family's ``build``."""
+
+    family: str
+    model: dict[str, Any] = field(default_factory=dict)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-dict form (what checkpoints store)."""
+        return dataclasses.asdict(self)
+
+    def members(self) -> list[dict[str, Any]]:
+        """Model configs of the ensemble members (one when ``model.members`` is absent)."""
+        base = {k: v for k, v in self.model.items() if k != "members"}
+        overrides = self.model.get("members") or [{}]
+        return [{**base, **dict(m)} for m in overrides]
+
+
+_CHOICES = {
+    "train.optimizer": ("adamw", "sgd"),
+    "train.schedule": ("cosine", "step", "constant"),
+}
+
+
+def _check_type(key: str, value: Any, annotation: Any) -> Any:
+    """Return ``value`` converted to ``annotation`` where lossless, else raise ConfigError."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(annotation)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _check_type(key, value, option)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0])
+    if annotation is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if annotation is float and isinstance(value, str):  # YAML 1.1 reads 1e-4 as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if annotation is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if annotation in (str, bool) and type(value) is annotation:
+        return value
+    name = getattr(annotation, "__name__", str(annotation))
+    raise ConfigError(f"{key}: expected {name}, got {type(value).__name__} {value!r}")
+
+
+def _section(cls: type, values: Any, prefix: str) -> Any:
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{prefix}: expected a mapping of keys, got {type(values).__name__}")
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(values) - set(hints))
+    if unknown:
+        raise ConfigError(
+            f"unknown key {prefix}.{unknown[0]}; valid keys in {prefix}: {', '.join(sorted(hints))}"
+        )
+    checked = {}
+    for key, value in values.items():
+        full = f"{prefix}.{key}"
+        checked[key] = _check_type(full, value, hints[key])
+        if full in _CHOICES and checked[key] not in _CHOICES[full]:
+            raise ConfigError(f"{full}: {value!r} is not one of {', '.join(_CHOICES[full])}")
+    return cls(**checked)
+
+
+def config_from_dict(raw: dict[str, Any]) -> Config:
+    """Validate a recipe given as a dict (the parsed YAML) into a :class:`Config`."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"a recipe must be a mapping, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - {"family", "model", "data", "train"})
+    if unknown:
+        raise ConfigError(
+            f"unknown key {unknown[0]!r}; valid top-level keys: family, model, data, train"
+        )
+    if "family" not in raw:
+        raise ConfigError("missing key 'family' (one of: unet, fpn, maskrcnn)")
+    from segmentation.models.registry import available_families
+
+    if raw["family"] not in available_families():
+        raise ConfigError(
+            f"family: unknown model family {raw['family']!r}; choose one of: "
+            f"{', '.join(available_families())}"
+        )
+    model = raw.get("model") or {}
+    if not isinstance(model, dict):
+        raise ConfigError(f"model: expected a mapping of keys, got {type(model).__name__}")
+    config = Config(
+        family=raw["family"],
+        model=dict(model),
+        data=_section(DataConfig, raw.get("data"), "data"),
+        train=_section(TrainConfig, raw.get("train"), "train"),
+    )
+    if config.data.crop_size % 32:
+        raise ConfigError(f"data.crop_size must be a multiple of 32, got {config.data.crop_size}")
+    if not 0.0 <= config.data.val_fraction < 1.0:
+        raise ConfigError(f"data.val_fraction must be in [0, 1), got {config.data.val_fraction}")
+    return config
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``section.key=value`` overrides (values parsed as YAML) to a raw recipe dict."""
+    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(
+                f"override {item!r} must look like section.key=value, e.g. train.epochs=3"
+            )
+        path, value = item.split("=", 1)
+        parts = path.strip().split(".")
+        node = raw
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {part!r} is not a section")
+        node[parts[-1]] = yaml.safe_load(value)
+    return raw
+
+
+def resolve_data_path(config: Config, config_dir: Path | None = None) -> Config:
+    """Check that ``data.root`` (and ``data.labels``) exist; relative paths are tried from the
+    working directory, then from ``config_dir``. Returns the config with absolute paths."""
+    if config.data.root in ("sample", "synthetic"):
+        return config
+    for key in ("root", "labels"):
+        value = getattr(config.data, key)
+        if value is None:
+            continue
+        candidates = [Path(value).expanduser()]
+        if config_dir is not None and not Path(value).is_absolute():
+            candidates.append(config_dir / value)
+        found = next((c for c in candidates if c.exists()), None)
+        if found is None:
+            raise ConfigError(
+                f"data.{key}: path {value!r} does not exist (tried {', '.join(map(str, candidates))}); "
+                f"point it at a DSB2018 stage1_train folder, a packed .npz cache, or use 'sample'"
+            )
+        setattr(config.data, key, str(found.resolve()))
+    return config
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Read a YAML recipe, apply overrides, validate, and check the data paths."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"recipe file {str(path)!r} not found")
+    raw = yaml.safe_load(path.read_text()) or {}
+    raw = apply_overrides(raw, overrides or [])
+    return resolve_data_path(config_from_dict(raw), path.parent)

@@ -1,0 +1,115 @@
+"""From a recipe's ``data`` section to samples, splits and data loaders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from segmentation.datasets.sample_type import Sample
+from segmentation.training.config import DataConfig
+
+
+def load_samples(data: DataConfig) -> list[Sample]:
+    """Read every annotated image named by ``data.root``, sorted by name.
+
+    ``root`` may be ``"sample"`` (bundled), ``"synthetic"``, a packed ``.npz`` cache, a DSB2018
+    Kaggle-layout folder, or an image folder (with ``data.labels``).
+    """
+    root = data.root
+    if root == "sample":
+        from segmentation.datasets.sample_data import load_sample
+
+        samples = load_sample()
+    elif root == "synthetic":
+        from segmentation.datasets.synthetic import synthetic_nuclei
+
+        modalities = ("fluorescence", "brightfield", "histology")
+        samples = [
+            synthetic_nuclei((256, 256), 30, seed=i, modality=modalities[i % 3])
+            for i in range(data.synthetic_images)
+        ]
+        for i, s in enumerate(samples):
+            s.name = f"synthetic_{i:03d}"
+    else:
+        path = Path(root)
+        if path.is_file():
+            from segmentation.datasets.pack import load_packed
+
+            samples = load_packed(path)
+        elif data.labels is not None:
+            from segmentation.datasets.folders import load_folder_pairs
+
+            samples = load_folder_pairs(path, data.labels)
+        else:
+            from segmentation.datasets.dsb import load_dsb
+
+            samples, _ = load_dsb(path)
+    samples = sorted((s for s in samples if s.labels is not None), key=lambda s: s.name)
+    if data.max_images is not None:
+        samples = samples[: data.max_images]
+    if not samples:
+        raise ValueError(f"data.root {root!r} holds no annotated images")
+    return samples
+
+
+def split_samples(samples: list[Sample], data: DataConfig) -> tuple[list[Sample], list[Sample]]:
+    """Deterministic train/validation split, stratified by image type.
+
+    With ``val_fraction == 0`` or fewer than 2 images, the validation split reuses the training
+    images (so that thresholds can still be tuned; the metrics then are training metrics).
+    """
+    if data.val_fraction == 0 or len(samples) < 2:
+        return samples, samples
+    from segmentation.datasets.split import train_val_split
+
+    return train_val_split(samples, val_fraction=data.val_fraction, seed=data.split_seed)
+
+
+def collate_batch(family: Any):
+    """Collate function: ``(B, 3, H, W)`` float32 images and the family's batched targets."""
+
+    def collate(batch: list[tuple[torch.Tensor, Any]]) -> tuple[torch.Tensor, Any]:
+        images = torch.stack([torch.as_tensor(b[0]) for b in batch])
+        return images, family.collate([b[1] for b in batch])
+
+    return collate
+
+
+def make_loader(
+    dataset: Dataset,
+    family: Any,
+    *,
+    batch_size: int,
+    workers: int,
+    epoch: int,
+    seed: int,
+    rank: int = 0,
+    world_size: int = 1,
+) -> DataLoader:
+    """A loader for one epoch: seeded shuffling (``seed + epoch``), sharded across DDP ranks."""
+    if hasattr(dataset, "set_epoch"):
+        dataset.set_epoch(epoch)
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed + epoch))
+    per_rank = len(order) // world_size  # equal shards: DDP ranks must take equal step counts
+    indices = order[rank : per_rank * world_size : world_size].tolist()
+    return DataLoader(
+        torch.utils.data.Subset(dataset, indices),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=workers,
+        collate_fn=collate_batch(family),
+        drop_last=len(indices) >= batch_size,
+        pin_memory=torch.cuda.is_available(),
+        persistent_workers=False,
+    )
+
+
+def prepared_images(samples: list[Sample]) -> list[np.ndarray]:
+    """Normalised ``(3, H, W)`` float32 inputs of whole images (for validation)."""
+    from segmentation.datasets.normalize import prepare_image
+
+    return [prepare_image(s.image) for s in samples]

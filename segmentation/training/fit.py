@@ -1,0 +1,385 @@
+"""``fit(config)``: train every ensemble member, tune thresholds, write one model file.
+
+Run folder layout (``train.output``)::
+
+    member_0/last.pt      full training state, rewritten each epoch (``--resume`` reads it)
+    member_0/best.pt      best validation score so far
+    member_0/metrics.csv  one row per epoch (also TensorBoard events when tensorboard is installed)
+    model.pt              the ensemble of the members' best weights, with tuned thresholds
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from segmentation.inference import SegmentationModel, resolve_device
+from segmentation.models.registry import get_family
+from segmentation.training import distributed
+from segmentation.training.checkpoint import atomic_save, make_checkpoint, read_checkpoint
+from segmentation.training.config import Config
+from segmentation.training.data import load_samples, make_loader, prepared_images, split_samples
+from segmentation.training.engine import predict_validation, score_raw, train_one_epoch
+from segmentation.training.tuning import tune_thresholds
+
+EpochCallback = Callable[[dict[str, Any]], None]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 (global RNG that libraries use)
+    torch.manual_seed(seed)
+
+
+def build_optimizer(model: torch.nn.Module, config: Config) -> torch.optim.Optimizer:
+    """AdamW or SGD (with momentum) over the model's parameters, as the recipe says."""
+    t = config.train
+    if t.optimizer == "sgd":
+        return torch.optim.SGD(
+            model.parameters(), lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay
+        )
+    return torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, config: Config, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Per-step schedule: linear warm-up, then cosine to 0, step decay, or constant.
+
+    With ``train.max_minutes`` set, the cosine's progress is the larger of the step fraction and
+    the fraction of the wall-time budget spent, so a run cut by its budget still ends at a low
+    learning rate (the price: a resumed time-budgeted run does not replay the same rates).
+    """
+    t = config.train
+    total = max(1, t.epochs * steps_per_epoch)
+    warmup = int(round(t.warmup_epochs * steps_per_epoch))
+    started = time.perf_counter()
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if t.schedule == "cosine":
+            progress = min(1.0, (step - warmup) / max(1, total - warmup))
+            if t.max_minutes:
+                elapsed = (time.perf_counter() - started) / (60 * t.max_minutes)
+                progress = min(1.0, max(progress, elapsed))
+            return 0.5 * (1.0 + math.cos(math.pi * progress))
+        if t.schedule == "step":
+            return t.step_gamma ** (step // max(1, t.step_epochs * steps_per_epoch))
+        return 1.0
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _numpy_state() -> tuple:
+    name, keys, pos, has_gauss, gauss = np.random.get_state()  # noqa: NPY002
+    return (name, [int(k) for k in keys], int(pos), int(has_gauss), float(gauss))
+
+
+def _rng_state() -> dict[str, Any]:
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": repr(_numpy_state()),
+        "python": repr(random.getstate()),
+    }
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    import ast
+
+    torch.set_rng_state(state["torch"])
+    name, keys, pos, has_gauss, gauss = ast.literal_eval(state["numpy"])
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss))  # noqa: NPY002
+    random.setstate(ast.literal_eval(state["python"]))
+
+
+class _Logger:
+    """CSV (and TensorBoard when available) log of one member's epochs; main rank only."""
+
+    def __init__(self, folder: Path, enabled: bool):
+        self.path = folder / "metrics.csv"
+        self.enabled = enabled
+        self.tb = None
+        if enabled:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(folder / "tensorboard"))
+            except ImportError:  # tensorboard is optional
+                self.tb = None
+
+    def log(self, row: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        new = not self.path.exists()
+        with self.path.open("a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+        if self.tb is not None:
+            for key, value in row.items():
+                if isinstance(value, int | float) and key not in ("epoch", "member"):
+                    self.tb.add_scalar(key, value, row["epoch"])
+            self.tb.flush()
+
+
+def fit_member(
+    config: Config,
+    index: int,
+    train_samples: list,
+    val_samples: list,
+    *,
+    resume: bool,
+    callbacks: list[EpochCallback],
+    device: torch.device,
+    info: distributed.DistInfo,
+) -> Path:
+    """Train ensemble member ``index``; returns the path of its ``best.pt``."""
+    from segmentation.datasets.torch_dataset import CropDataset
+
+    family = get_family(config.family)
+    t, d = config.train, config.data
+    member_config = config.members()[index]
+    folder = Path(t.output) / f"member_{index}"
+    folder.mkdir(parents=True, exist_ok=True)
+    seed = t.seed + 1000 * index
+    seed_everything(seed)
+    model = family.build(member_config).to(device)
+    if t.channels_last and device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    dataset = CropDataset(
+        train_samples,
+        d.crop_size,
+        family.encode_targets,
+        augment=True,
+        seed=seed,
+        length=d.samples_per_epoch,
+    )
+    steps_per_epoch = max(1, d.samples_per_epoch // (t.batch_size * info.world_size))
+    optimizer = build_optimizer(model, config)
+    scheduler = build_scheduler(optimizer, config, steps_per_epoch)
+    start_epoch, best_score, history = 0, -1.0, []
+    last_path, best_path = folder / "last.pt", folder / "best.pt"
+    if resume and last_path.exists():
+        ckpt = read_checkpoint(last_path)
+        state = ckpt["training_state"]
+        model.load_state_dict(ckpt["members"][0]["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        _set_rng_state(state["rng"])
+        start_epoch, best_score, history = state["epoch"] + 1, state["best_score"], state["history"]
+    train_model = model
+    if info.enabled:
+        ids = [device.index] if device.type == "cuda" else None
+        # Mask R-CNN's mask head gets no gradient from a crop without nuclei, and a shallow
+        # smp encoder keeps stages it never runs: DDP must then look for unused parameters.
+        find_unused = not family.dense or has_unused_parameters(model, device)
+        train_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=ids, find_unused_parameters=find_unused
+        )
+    val_images = prepared_images(val_samples) if info.is_main else []
+    logger = _Logger(folder, info.is_main)
+    started = time.perf_counter()
+    for epoch in range(start_epoch, t.epochs):
+        loader = make_loader(
+            dataset,
+            family,
+            batch_size=t.batch_size,
+            workers=d.workers,
+            epoch=epoch,
+            seed=seed,
+            rank=info.rank,
+            world_size=info.world_size,
+        )
+        stats = train_one_epoch(
+            family,
+            train_model,
+            loader,
+            optimizer,
+            scheduler,
+            device=device,
+            amp=t.amp,
+            channels_last=t.channels_last,
+            grad_clip=t.grad_clip,
+            progress=t.progress and info.is_main,
+            desc=f"member {index} epoch {epoch + 1}/{t.epochs}",
+        )
+        out_of_time = (
+            t.max_minutes is not None and (time.perf_counter() - started) > 60 * t.max_minutes
+        )
+        last_epoch = epoch == t.epochs - 1 or out_of_time
+        row: dict[str, Any] = {
+            "member": index,
+            "epoch": epoch + 1,
+            "lr": optimizer.param_groups[0]["lr"],
+            **stats,
+        }
+        if info.is_main:
+            if (epoch + 1) % t.val_every == 0 or last_epoch:
+                predictor = SegmentationModel(config.family, [model], device=device)
+                metrics = score_raw(family, predict_validation(predictor, val_images), val_samples)
+                row.update({f"val_{k}": v for k, v in metrics.items() if k != "images"})
+                if metrics["score"] > best_score:
+                    best_score = metrics["score"]
+                    atomic_save(
+                        _member_checkpoint(config, member_config, model, metrics, None), best_path
+                    )
+            history.append(row)
+            state = {
+                "epoch": epoch,
+                "best_score": best_score,
+                "history": history,
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "rng": _rng_state(),
+            }
+            atomic_save(_member_checkpoint(config, member_config, model, {}, state), last_path)
+            logger.log(row)
+            print(_format_row(index, row), flush=True)
+        for callback in callbacks:
+            callback(row)
+        distributed.barrier(info)
+        if out_of_time:
+            break
+    sums = distributed.parameter_checksums(model, info)
+    if info.is_main and info.enabled:
+        (folder / "ddp_replicas.json").write_text(json.dumps({"checksums": sums}))
+    return best_path
+
+
+def has_unused_parameters(model: torch.nn.Module, device: torch.device) -> bool:
+    """True when a forward/backward pass of a small dummy batch leaves a parameter without a
+    gradient (dense networks only). Gradients and batch-norm statistics are restored."""
+    saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    model.train()
+    model(torch.zeros(2, 3, 64, 64, device=device)).float().sum().backward()
+    unused = any(p.requires_grad and p.grad is None for p in model.parameters())
+    model.zero_grad(set_to_none=True)
+    model.load_state_dict(saved)
+    return unused
+
+
+def _member_checkpoint(config, member_config, model, metrics, state) -> dict[str, Any]:
+    return make_checkpoint(
+        family=config.family,
+        members=[{"config": member_config, "state_dict": model.state_dict()}],
+        thresholds={},
+        metrics=metrics,
+        recipe=config.to_dict(),
+        training_state=state,
+    )
+
+
+def _format_row(index: int, row: dict[str, Any]) -> str:
+    parts = [f"member {index} epoch {row['epoch']}", f"loss {row.get('total', float('nan')):.4f}"]
+    parts.append(f"{row['crops_per_s']:.1f} crops/s")
+    if "val_score" in row:
+        parts.append(f"val score {row['val_score']:.4f} F1@0.7 {row['val_f1_0.7']:.4f}")
+    return " | ".join(parts)
+
+
+def assemble_ensemble(
+    config: Config, member_paths: list[Path], val_samples: list, device: torch.device
+) -> tuple[Path, dict[str, Any]]:
+    """Combine members' best weights, tune thresholds on the validation split, write model.pt."""
+    family = get_family(config.family)
+    members = []
+    for path in member_paths:
+        ckpt = read_checkpoint(path)
+        members.append(ckpt["members"][0])
+    predictor = SegmentationModel.from_checkpoint(
+        make_checkpoint(
+            family=config.family, members=members, thresholds={}, metrics={}, recipe={}
+        ),
+        device,
+    )
+    raws = predict_validation(predictor, prepared_images(val_samples))
+    default_metrics = score_raw(family, raws, val_samples)
+    if config.train.tune_thresholds and family.threshold_grid():
+        thresholds, metrics = tune_thresholds(family, raws, val_samples)
+    else:
+        thresholds, metrics = predictor.thresholds_dict(), default_metrics
+    summary = {
+        "val_score": metrics["score"],
+        "val_f1_0.7": metrics["f1_0.7"],
+        "val_f1_mean": metrics["f1_mean"],
+        "val_images": metrics["images"],
+        "val_score_default_thresholds": default_metrics["score"],
+    }
+    path = Path(config.train.output) / "model.pt"
+    ckpt = make_checkpoint(
+        family=config.family,
+        members=members,
+        thresholds=thresholds,
+        metrics=summary,
+        recipe=config.to_dict(),
+    )
+    atomic_save(ckpt, path)
+    return path, summary
+
+
+def fit(
+    config: Config, *, resume: bool = False, callbacks: list[EpochCallback] | None = None
+) -> Path | None:
+    """Train the recipe's members and write ``<train.output>/model.pt``.
+
+    Args:
+        config: a validated recipe (:func:`segmentation.training.config.load_config`).
+        resume: continue each member from its ``last.pt`` (optimizer, scheduler, epoch, RNG).
+        callbacks: called with each epoch's log row (a dict), on every rank.
+
+    Returns:
+        Path of the model file on the main rank (None on other DDP ranks).
+    """
+    family = get_family(config.family)
+    device = resolve_device(config.train.device)
+    if device.type == "cuda" and "LOCAL_RANK" in os.environ:
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+        torch.cuda.set_device(device)
+    info = distributed.init_distributed(device)
+    try:
+        if len(config.members()) > 1 and not family.dense:
+            raise ValueError(f"family {config.family!r} does not support ensembles (model.members)")
+        samples = load_samples(config.data)
+        train_samples, val_samples = split_samples(samples, config.data)
+        n = len(config.members())
+        indices = [config.train.member] if config.train.member is not None else list(range(n))
+        for i in indices:
+            if not 0 <= i < n:
+                raise ValueError(f"train.member={i} but the recipe has {n} member(s)")
+            fit_member(
+                config,
+                i,
+                train_samples,
+                val_samples,
+                resume=resume,
+                callbacks=callbacks or [],
+                device=device,
+                info=info,
+            )
+        if not info.is_main:
+            return None
+        out = Path(config.train.output)
+        paths = [out / f"member_{i}" / "best.pt" for i in range(n)]
+        paths = [p for p in paths if p.exists()]
+        path, summary = assemble_ensemble(config, paths, val_samples, device)
+        print(
+            f"wrote {path} ({len(paths)} member(s)): validation score {summary['val_score']:.4f}, "
+            f"F1@0.7 {summary['val_f1_0.7']:.4f} on {summary['val_images']} images",
+            flush=True,
+        )
+        return path
+    finally:
+        distributed.cleanup(info)
