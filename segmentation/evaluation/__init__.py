@@ -3,7 +3,8 @@
 ``match(gt, pred)`` scores one image at every threshold in one call, ``dsb_score(gt, pred)`` gives
 the competition's per-image score, ``evaluate_dataset(pairs)`` the per-image table with both the
 competition's and the pooled aggregation; ``segmentation.evaluation.report`` writes CSV, JSON and
-plots.
+plots; ``oracle(labels, family)`` decodes a family's perfect outputs (the ceiling of its
+post-processing).
 """
 
 from segmentation.evaluation.dataset import DatasetResult, evaluate_dataset
@@ -33,4 +34,15 @@ __all__ = [
     "plot_threshold_curves",
     "write_per_image_csv",
     "write_summary_json",
+    "oracle",
+    "oracle_score",
 ]
+
+
+def __getattr__(name: str):
+    # the oracle needs the model families (torch): imported on first use only
+    if name in ("oracle", "oracle_score"):
+        import importlib
+
+        return getattr(importlib.import_module("segmentation.evaluation.oracles"), name)
+    raise AttributeError(f"module 'segmentation.evaluation' has no attribute {name!r}")

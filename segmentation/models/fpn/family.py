@@ -24,6 +24,13 @@ FAMILY = DenseFamily(
     activate_fn=activate,
     decode_fn=decode,
     oracle_fn=encode_targets,
-    grid={},
+    grid={
+        "mask": [0.3, 0.4, 0.5, 0.6],
+        "seed_energy": [0.3, 0.4, 0.5, 0.6, 0.7],
+        "min_size": [5, 10, 20],
+        "merge_flow": [-1.0, -0.3, -0.1, 0.1],
+        "merge_region_flow": [0.3, 0.5, 0.7],
+        "flow_barrier": [0.0, 1.0, 2.0],
+    },
     default_loss_weights=DEFAULT_LOSS_WEIGHTS,
 )

@@ -26,6 +26,8 @@ FAMILY = DenseFamily(
         "seed_border": [0.3, 0.5, 0.7],
         "seed_contact": [0.3, 0.5, 0.7],
         "min_size": [5, 10, 20],
+        "min_seed_size": [1, 3, 5],
+        "merge_contact": [0.0, 0.1, 0.2, 0.3],
     },
     default_loss_weights=DEFAULT_LOSS_WEIGHTS,
 )
