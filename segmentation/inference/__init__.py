@@ -1,0 +1,50 @@
+"""Running trained models on images: :func:`segment` and the pieces it is built from.
+
+- :mod:`.api`: :func:`segment` (one image, a list or a folder), :func:`segment_files`.
+- :mod:`.model`: :class:`SegmentationModel`, :func:`load_model`, :func:`resolve_device`.
+- :mod:`.options`: :class:`SegmentOptions` (channel choice, rescaling, TTA views, block decoding).
+- :mod:`.inputs`: validation, channel choice, whole-image normalisation, resizing.
+- :mod:`.tiling`: overlapping tiles and the blending of their raw maps.
+- :mod:`.transforms`: test-time augmentation views (rotations and mirrors).
+- :mod:`.instances`: merging Mask R-CNN instances across tiles, views and members.
+- :mod:`.blocks`: decoding large images block by block with a bounded memory.
+- :mod:`.details`: the per-nucleus table and :class:`SegmentDetails`.
+- :mod:`.engine`: the pipeline that ties them together.
+- :mod:`.reference_nets`: fixed, training-free filter networks for tests and benchmarks.
+"""
+
+from segmentation.inference.api import (
+    TILE_OVERLAP,
+    SegmentResult,
+    list_images,
+    segment,
+    segment_files,
+)
+from segmentation.inference.details import NUCLEUS_DTYPE, SegmentDetails, nucleus_table
+from segmentation.inference.inputs import as_image_array
+from segmentation.inference.model import (
+    INPUT_MULTIPLE,
+    SegmentationModel,
+    load_model,
+    resolve_device,
+)
+from segmentation.inference.options import REFERENCE_DIAMETER, TTA_VIEWS, SegmentOptions
+
+__all__ = [
+    "INPUT_MULTIPLE",
+    "NUCLEUS_DTYPE",
+    "REFERENCE_DIAMETER",
+    "TILE_OVERLAP",
+    "TTA_VIEWS",
+    "SegmentDetails",
+    "SegmentOptions",
+    "SegmentResult",
+    "SegmentationModel",
+    "as_image_array",
+    "list_images",
+    "load_model",
+    "nucleus_table",
+    "resolve_device",
+    "segment",
+    "segment_files",
+]

@@ -1,0 +1,173 @@
+"""A loaded model (:class:`SegmentationModel`), :func:`load_model` and the device choice."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from segmentation.inference.inputs import as_image_array, intensity_range, normalized_window
+from segmentation.models.dense import thresholds_from_dict
+from segmentation.models.registry import get_family
+from segmentation.training.checkpoint import read_checkpoint
+
+#: Dense networks need inputs whose sides are multiples of this (5 encoder stages).
+INPUT_MULTIPLE = 32
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when available (``cuda:$LOCAL_RANK`` under torchrun), else CPU; other
+    strings are passed to ``torch.device``."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        return torch.device("cpu")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available; use device='cpu'")
+    try:
+        return torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(
+            f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'"
+        ) from err
+
+
+class SegmentationModel:
+    """A loaded model: family, ensemble members, thresholds and normalisation, on one device.
+
+    Attributes:
+        family: the family object (see :mod:`segmentation.models.registry`).
+        members: the networks (in eval mode); dense families average their raw maps, Mask R-CNN
+            merges their instances.
+        thresholds: the decode's thresholds dataclass (tuned on validation when trained here).
+        normalization: percentile normalisation ``{"low", "high"}``.
+        metrics: validation metrics recorded at training time.
+        recipe: the training recipe.
+        device: where the networks run.
+    """
+
+    def __init__(
+        self,
+        family_name: str,
+        members: list[torch.nn.Module],
+        thresholds: Any = None,
+        normalization: dict[str, float] | None = None,
+        metrics: dict[str, Any] | None = None,
+        recipe: dict[str, Any] | None = None,
+        device: str | torch.device = "auto",
+    ):
+        if not members:
+            raise ValueError("a model needs at least one network")
+        self.family = get_family(family_name)
+        self.device = resolve_device(device)
+        self.members = [m.to(self.device).eval() for m in members]
+        self.thresholds = thresholds_from_dict(self.family.Thresholds, thresholds)
+        self.normalization = dict(normalization or {"low": 1.0, "high": 99.8})
+        self.metrics = dict(metrics or {})
+        self.recipe = recipe or {}
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: dict[str, Any], device: str | torch.device = "auto"):
+        """Build from a checkpoint dict (see :mod:`segmentation.training.checkpoint`)."""
+        family = get_family(ckpt["family"])
+        members = []
+        for member in ckpt["members"]:
+            # published weights named in the recipe are not fetched again: the file holds them
+            net = family.build(family.inference_config(member["config"]))
+            net.load_state_dict(member["state_dict"])
+            members.append(net)
+        return cls(
+            ckpt["family"],
+            members,
+            ckpt.get("thresholds"),
+            ckpt.get("normalization"),
+            ckpt.get("metrics"),
+            ckpt.get("recipe"),
+            device,
+        )
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """Names of the raw map channels (dense families), else ``()``."""
+        return tuple(getattr(self.family, "channels", ()))
+
+    def to(self, device: str | torch.device) -> SegmentationModel:
+        """Move the networks to ``device`` (in place); returns the model."""
+        self.device = resolve_device(device)
+        self.members = [m.to(self.device) for m in self.members]
+        return self
+
+    def thresholds_dict(self) -> dict[str, Any]:
+        """The thresholds as a plain dict."""
+        return asdict(self.thresholds) if is_dataclass(self.thresholds) else dict(self.thresholds)
+
+    def prepare(self, image: np.ndarray | str | os.PathLike) -> np.ndarray:
+        """Image (array or path) -> normalised ``(3, H, W)`` float32 network input."""
+        array = as_image_array(image)
+        lo, hi = intensity_range(array, self.normalization["low"], self.normalization["high"])
+        return normalized_window(array, lo, hi, 0, 0, *array.shape[:2])
+
+    @torch.no_grad()
+    def forward(self, batch: torch.Tensor) -> list[list[Any]]:
+        """Run every member on a ``(B, 3, H, W)`` float32 batch (on any device).
+
+        Returns:
+            Dense families: ``[maps]``, one list of ``B`` ``(C, H, W)`` float32 maps averaged over
+            the members. Mask R-CNN: one list of ``B`` instance dicts per member.
+        """
+        x = batch.to(self.device)
+        outputs = [self.family.predict(net, x) for net in self.members]
+        if not self.family.dense:
+            return outputs
+        mean = [sum(maps) / len(self.members) for maps in zip(*outputs, strict=True)]
+        return [[np.asarray(m, np.float32) for m in mean]]
+
+    def predict_raw(self, chw: np.ndarray) -> Any:
+        """Normalised ``(3, H, W)`` float32 -> raw outputs for the whole image (one pass).
+
+        Dense families: ``(C, H, W)`` float32 maps averaged over members (the input is padded to
+        a multiple of :data:`INPUT_MULTIPLE` by reflection). Mask R-CNN: the instance dict,
+        merged over members.
+        """
+        from segmentation.inference.instances import merge_views
+
+        height, width = chw.shape[1:]
+        x = torch.from_numpy(np.ascontiguousarray(chw, dtype=np.float32))[None]
+        if not self.family.dense:
+            views = [out[0] for out in self.forward(x)]
+            mask_threshold = getattr(self.thresholds, "mask_threshold", 0.5)
+            return merge_views(views, (height, width), mask_threshold, 0.5)
+        pad_h = (-height) % INPUT_MULTIPLE
+        pad_w = (-width) % INPUT_MULTIPLE
+        if pad_h or pad_w:
+            mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+            x = torch.nn.functional.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+        return self.forward(x)[0][0][:, :height, :width]
+
+    def segment(self, image: np.ndarray | str | os.PathLike, **kwargs: Any) -> Any:
+        """Same as :func:`segmentation.inference.segment` with this model."""
+        from segmentation.inference.api import segment
+
+        return segment(image, self, **kwargs)
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "auto") -> SegmentationModel:
+    """Load a model file written by ``segmentation train`` (needs nothing else).
+
+    Args:
+        path: the ``.pt`` model file.
+        device: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``...
+
+    Returns:
+        A :class:`SegmentationModel` ready for :func:`segmentation.segment`.
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: not a readable model file.
+    """
+    return SegmentationModel.from_checkpoint(read_checkpoint(Path(path)), device)

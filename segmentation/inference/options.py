@@ -1,0 +1,151 @@
+"""Settings of :func:`~segmentation.inference.segment` beyond its keyword arguments.
+
+:class:`SegmentOptions` holds the rarely changed ones (channel choice, rescaling, TTA views, block
+decoding, instance merging); :func:`pick_tile_size` chooses a tile size from the device's memory
+when ``segment(..., tile_size=None)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+#: Typical nucleus diameter (pixels) of the DSB2018 stage-1 training images, the scale the models
+#: are trained at: the median over the 664 images of each image's median equivalent diameter
+#: ``2 * sqrt(area / pi)`` (18.05 px; the median over all 28,986 nuclei is 19.6 px, 5-95 % of the
+#: per-image medians lie in 9.6-49.5 px). Measured on ``cache/stage1_train.npz``.
+REFERENCE_DIAMETER = 18.0
+
+#: Names of the test-time augmentation views: ``rot<k>`` turns by ``k * 90`` degrees
+#: (counter-clockwise, ``np.rot90``), ``flip`` then mirrors left-right.
+TTA_VIEWS = ("rot0", "rot1", "rot2", "rot3", "rot0flip", "rot1flip", "rot2flip", "rot3flip")
+
+#: Images with more pixels than this are decoded in blocks (see :mod:`.blocks`).
+DECODE_LIMIT = 4096 * 4096
+
+
+@dataclass(frozen=True)
+class SegmentOptions:
+    """Further settings of :func:`~segmentation.inference.segment`.
+
+    Attributes:
+        channel: ``None`` (default): gray images are replicated to the network's three input
+            channels, RGB is used as is, alpha (the 4th of 4 channels) is dropped. An int ``c``:
+            use channel ``c`` of an ``(H, W, C)`` image as a gray image (e.g. the DNA stain of a
+            multi-channel fluorescence image); any ``C`` is then accepted.
+        scale: resize factor applied before inference (``0.5`` halves each side); labels are
+            resized back to the input's shape (nearest neighbour). Use it when the nuclei are far
+            from the training size (see ``diameter``).
+        diameter: typical nucleus diameter in the input image, in pixels; sets
+            ``scale = reference_diameter / diameter``. Give ``scale`` or ``diameter``, not both.
+        reference_diameter: nucleus diameter (pixels) the model was trained at; default
+            :data:`REFERENCE_DIAMETER` (DSB2018). Set it for models trained on other data.
+        tta_views: views averaged when ``segment(..., tta=True)``, names from :data:`TTA_VIEWS`
+            (default all eight: four rotations, each with and without a mirror).
+        decode_limit: images (after scaling) with more pixels than this are decoded in blocks of
+            whole mask components, which bounds the decode's memory; ``None`` always decodes the
+            whole image at once.
+        decode_block: side (pixels) of the blocks of :mod:`.blocks`.
+        merge_iou: Mask R-CNN: two instances from different tiles, views or ensemble members are
+            one nucleus when their masks overlap by more than this (intersection over the smaller
+            mask).
+        thresholds: post-processing thresholds overriding the model's (a dict of the family's
+            threshold fields, or its thresholds dataclass); ``None`` keeps the model's.
+        progress: show a progress bar over the images of a list or folder.
+    """
+
+    channel: int | None = None
+    scale: float | None = None
+    diameter: float | None = None
+    reference_diameter: float = REFERENCE_DIAMETER
+    tta_views: tuple[str, ...] = TTA_VIEWS
+    decode_limit: int | None = DECODE_LIMIT
+    decode_block: int = 2048
+    merge_iou: float = 0.5
+    thresholds: Any = None
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.channel is not None and (
+            isinstance(self.channel, bool) or not isinstance(self.channel, int) or self.channel < 0
+        ):
+            raise ValueError(f"channel must be None or an integer >= 0, got {self.channel!r}")
+        for name in ("scale", "diameter", "reference_diameter"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+            if not math.isfinite(value) or value <= 0:
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        if self.scale is not None and self.diameter is not None:
+            raise ValueError(
+                f"give scale ({self.scale}) or diameter ({self.diameter}), not both: diameter "
+                "sets scale = reference_diameter / diameter"
+            )
+        views = tuple(self.tta_views)
+        unknown = [v for v in views if v not in TTA_VIEWS]
+        if unknown or not views or len(set(views)) != len(views):
+            raise ValueError(
+                f"tta_views must be distinct names from {TTA_VIEWS}, got {self.tta_views!r}"
+            )
+        object.__setattr__(self, "tta_views", views)
+        if self.decode_limit is not None and (
+            not isinstance(self.decode_limit, int) or self.decode_limit < 1
+        ):
+            raise ValueError(f"decode_limit must be None or an int >= 1, got {self.decode_limit!r}")
+        if not isinstance(self.decode_block, int) or self.decode_block < 64:
+            raise ValueError(f"decode_block must be an int >= 64 pixels, got {self.decode_block!r}")
+        if not 0.0 < float(self.merge_iou) <= 1.0:
+            raise ValueError(f"merge_iou must lie in (0, 1], got {self.merge_iou!r}")
+
+    @property
+    def resize_factor(self) -> float:
+        """The factor images are resized by before inference (1.0 = unchanged)."""
+        if self.diameter is not None:
+            return float(self.reference_diameter) / float(self.diameter)
+        return 1.0 if self.scale is None else float(self.scale)
+
+
+def _available_cpu_bytes() -> int:
+    """MemAvailable from /proc/meminfo, or 8 GiB where that cannot be read."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 8 * 2**30
+
+
+#: Peak bytes per input pixel of one forward pass, used to size tiles from free memory: about
+#: 4x the 560 bytes measured for a resnet34 U-Net or FPN in float32 on a CPU (room for larger
+#: encoders such as densenet121).
+BYTES_PER_PIXEL = 2048
+
+
+def pick_tile_size(device: torch.device, batch_size: int, multiple: int = 32) -> int:
+    """Tile side (pixels) for a batch of ``batch_size`` tiles to fit in the device's memory.
+
+    CUDA: half of the free GPU memory; CPU: half of the available RAM, capped at 1024 (larger
+    tiles do not run faster on a CPU). The result is a multiple of ``multiple`` in ``[256, 2048]``.
+
+    Args:
+        device: where the network runs.
+        batch_size: tiles per forward pass.
+        multiple: the network's input multiple.
+
+    Returns:
+        The tile side in pixels (int).
+    """
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        budget, cap = free / 2, 2048
+    else:
+        budget, cap = _available_cpu_bytes() / 2, 1024
+    side = int(math.sqrt(budget / (BYTES_PER_PIXEL * max(1, batch_size))))
+    return max(256, min(cap, side // multiple * multiple))
