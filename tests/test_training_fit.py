@@ -153,3 +153,32 @@ def test_two_process_ddp_keeps_replicas_identical(tmp_path):
     assert len(checksums) == 2
     assert checksums[0] == pytest.approx(checksums[1], rel=0, abs=0)
     assert (tmp_path / "model.pt").exists()
+
+
+def test_loading_never_fetches_published_weights(tmp_path, monkeypatch):
+    """A recipe that started from published weights reloads from the file alone, offline."""
+    import socket
+
+    from segmentation.models.registry import get_family
+    from segmentation.training.checkpoint import make_checkpoint
+
+    config = {"encoder": "resnet18", "encoder_depth": 3, "decoder_channels": [16, 8, 4]}
+    net = get_family("unet").build(config)
+    ckpt = make_checkpoint(
+        family="unet",
+        members=[
+            {"config": {**config, "encoder_weights": "imagenet"}, "state_dict": net.state_dict()}
+        ],
+        thresholds={},
+        metrics={},
+        recipe={},
+    )
+    atomic_save(ckpt, tmp_path / "m.pt")
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("loading a model file tried to open a network connection")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    model = load_model(tmp_path / "m.pt", device="cpu")
+    assert segment(np.zeros((40, 40), np.uint8), model=model).shape == (40, 40)

@@ -35,6 +35,9 @@ class Family(Protocol):
     def build(self, config: dict[str, Any]) -> torch.nn.Module:
         """Model config (the YAML ``model:`` section) -> network taking ``(B, 3, H, W)`` float32."""
 
+    def inference_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        """A member config that rebuilds the trained architecture without downloading anything."""
+
     def encode_targets(self, labels: np.ndarray) -> Any:
         """``(H, W)`` int label image -> training targets for one image (numpy)."""
 

@@ -167,6 +167,11 @@ class DenseFamily:
         model.loss_weights = {k: float(v) for k, v in weights.items()}
         return model
 
+    def inference_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        """The same network without published encoder weights to fetch (a checkpoint holds the
+        trained weights)."""
+        return {**config, "encoder_weights": None}
+
     def encode_targets(self, labels: np.ndarray) -> Any:
         """``(H, W)`` int labels -> this family's training targets (numpy)."""
         return self.encode_fn(labels)

@@ -60,6 +60,19 @@ class MaskRCNNFamily:
         """Model config -> torchvision ``MaskRCNN`` (see :func:`~.model.build_model`)."""
         return build_model(config)
 
+    def inference_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        """The same architecture without published weights to fetch: a checkpoint already holds
+        the trained weights. The normalisation layers that published weights imply are kept, so
+        the trained state dict still fits."""
+        config = dict(config)
+        pretrained = config.get("weights") is not None or config.get("weights_backbone") is not None
+        if pretrained and config.get("norm") is None:
+            config["norm"] = "frozen"
+        if pretrained and config.get("trainable_backbone_layers") is None:
+            config["trainable_backbone_layers"] = 3
+        config["weights"] = config["weights_backbone"] = None
+        return config
+
     def encode_targets(self, labels: np.ndarray) -> dict[str, np.ndarray]:
         """``(H, W)`` labels -> ``{"boxes" (N, 4) float32, "labels" (N,) int64, "masks" (N, H, W)
         uint8}`` (see :func:`~.targets.encode_targets`)."""
