@@ -101,8 +101,10 @@ def test_killed_write_leaves_previous_checkpoint_loadable(tmp_path, monkeypatch)
     assert not [p for p in model_path.parent.iterdir() if p.name.endswith(".tmp")]
 
 
-def test_load_model_and_segment(tmp_path):
-    model_path = fit(tiny_config(CONFIG_DIR / "tiny_unet.yaml", tmp_path))
+@pytest.mark.parametrize("recipe", ["tiny_unet", "tiny_fpn", "tiny_maskrcnn"])
+def test_load_model_and_segment(recipe, tmp_path):
+    model_path = fit(tiny_config(CONFIG_DIR / f"{recipe}.yaml", tmp_path))
+    assert load_model(model_path).family.name == recipe.removeprefix("tiny_")
     model = load_model(model_path, device="cpu")
     image = np.random.default_rng(0).integers(0, 255, (45, 70, 4), dtype=np.uint8)  # RGBA, odd size
     labels = segment(image, model=model)
