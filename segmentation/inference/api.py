@@ -18,7 +18,7 @@ from segmentation.inference.inputs import as_image_array
 from segmentation.inference.model import INPUT_MULTIPLE, SegmentationModel, load_model
 from segmentation.inference.options import SegmentOptions, pick_tile_size
 from segmentation.inference.transforms import views_from_names
-from segmentation.models.dense import thresholds_from_dict
+from segmentation.models.base import thresholds_from_dict
 
 ImageInput = np.ndarray | str | os.PathLike
 

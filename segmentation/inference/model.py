@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from segmentation.inference.inputs import as_image_array, intensity_range, normalized_window
-from segmentation.models.dense import thresholds_from_dict
+from segmentation.models.base import thresholds_from_dict
 from segmentation.models.registry import get_family
 from segmentation.training.checkpoint import read_checkpoint
 

@@ -12,6 +12,7 @@ dict of scored instances (see ``segmentation.models.maskrcnn``).
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -60,3 +61,25 @@ class Family(Protocol):
 
     def threshold_grid(self) -> dict[str, list[float]]:
         """Candidate values per threshold field, searched on the validation split after training."""
+
+
+def thresholds_from_dict(cls: type, values: Any) -> Any:
+    """``None``, a ``cls`` instance or a dict of its fields -> a ``cls`` thresholds dataclass.
+
+    Raises:
+        TypeError: ``values`` is none of those.
+        ValueError: a dict key is not a field of ``cls`` (the message lists the valid ones).
+    """
+    if values is None:
+        return cls()
+    if isinstance(values, cls):
+        return values
+    if not isinstance(values, dict):
+        raise TypeError(
+            f"thresholds must be {cls.__name__}, a dict or None, got {type(values).__name__}"
+        )
+    names = sorted(f.name for f in fields(cls))
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise ValueError(f"unknown threshold(s) {unknown} for {cls.__name__}; valid: {names}")
+    return cls(**values)

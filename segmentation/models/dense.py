@@ -8,13 +8,15 @@ Each dense family supplies its map names, how raw logits become maps (``activate
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import segmentation_models_pytorch as smp
 import torch
 import torch.nn.functional as F
+
+from segmentation.models.base import thresholds_from_dict
 
 #: smp architectures the dense families may use, by config name.
 ARCHITECTURES: dict[str, type[torch.nn.Module]] = {
@@ -100,21 +102,6 @@ def bce_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """BCE-with-logits plus soft Dice, ``(B, C, H, W)`` logits against ``(B, C, H, W)`` targets."""
     bce = F.binary_cross_entropy_with_logits(logits.float(), target.float())
     return bce + soft_dice_loss(torch.sigmoid(logits.float()), target.float())
-
-
-def thresholds_from_dict(cls: type, values: dict[str, Any] | None) -> Any:
-    """Build a thresholds dataclass from a dict, naming unknown fields in the error."""
-    if values is None:
-        return cls()
-    if isinstance(values, cls):
-        return values
-    names = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise ValueError(
-            f"unknown threshold(s) {unknown} for {cls.__name__}; valid: {sorted(names)}"
-        )
-    return cls(**values)
 
 
 @dataclass

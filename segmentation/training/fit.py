@@ -145,8 +145,13 @@ def fit_member(
     callbacks: list[EpochCallback],
     device: torch.device,
     info: distributed.DistInfo,
-) -> Path:
-    """Train ensemble member ``index``; returns the path of its ``best.pt``."""
+) -> tuple[Path, list | None]:
+    """Train ensemble member ``index``.
+
+    Returns:
+        The path of its ``best.pt``, and the validation raw outputs of that best epoch when it
+        was validated in this call (None otherwise, e.g. when the best came before a resume).
+    """
     from segmentation.datasets.torch_dataset import CropDataset
 
     family = get_family(config.family)
@@ -192,6 +197,7 @@ def fit_member(
     val_images = prepared_images(val_samples) if info.is_main else []
     logger = _Logger(folder, info.is_main)
     started = time.perf_counter()
+    best_raws = None
     for epoch in range(start_epoch, t.epochs):
         loader = make_loader(
             dataset,
@@ -229,10 +235,11 @@ def fit_member(
         if info.is_main:
             if (epoch + 1) % t.val_every == 0 or last_epoch:
                 predictor = SegmentationModel(config.family, [model], device=device)
-                metrics = score_raw(family, predict_validation(predictor, val_images), val_samples)
+                raws = predict_validation(predictor, val_images)
+                metrics = score_raw(family, raws, val_samples)
                 row.update({f"val_{k}": v for k, v in metrics.items() if k != "images"})
                 if metrics["score"] > best_score:
-                    best_score = metrics["score"]
+                    best_score, best_raws = metrics["score"], raws
                     atomic_save(
                         _member_checkpoint(config, member_config, model, metrics, None), best_path
                     )
@@ -256,7 +263,7 @@ def fit_member(
     sums = distributed.parameter_checksums(model, info)
     if info.is_main and info.enabled:
         (folder / "ddp_replicas.json").write_text(json.dumps({"checksums": sums}))
-    return best_path
+    return best_path, best_raws
 
 
 def has_unused_parameters(model: torch.nn.Module, device: torch.device) -> bool:
@@ -291,9 +298,16 @@ def _format_row(index: int, row: dict[str, Any]) -> str:
 
 
 def assemble_ensemble(
-    config: Config, member_paths: list[Path], val_samples: list, device: torch.device
+    config: Config,
+    member_paths: list[Path],
+    val_samples: list,
+    device: torch.device,
+    raws: list | None = None,
 ) -> tuple[Path, dict[str, Any]]:
-    """Combine members' best weights, tune thresholds on the validation split, write model.pt."""
+    """Combine members' best weights, tune thresholds on the validation split, write model.pt.
+
+    ``raws``: the ensemble's validation raw outputs when already known (a one-member run that
+    just validated its best epoch); otherwise the members predict the validation images."""
     family = get_family(config.family)
     members = []
     for path in member_paths:
@@ -305,7 +319,8 @@ def assemble_ensemble(
         ),
         device,
     )
-    raws = predict_validation(predictor, prepared_images(val_samples))
+    if raws is None:
+        raws = predict_validation(predictor, prepared_images(val_samples))
     default_metrics = score_raw(family, raws, val_samples)
     if config.train.tune_thresholds and family.threshold_grid():
         thresholds, metrics = tune_thresholds(family, raws, val_samples)
@@ -356,10 +371,11 @@ def fit(
         train_samples, val_samples = split_samples(samples, config.data)
         n = len(config.members())
         indices = [config.train.member] if config.train.member is not None else list(range(n))
+        trained = {}
         for i in indices:
             if not 0 <= i < n:
                 raise ValueError(f"train.member={i} but the recipe has {n} member(s)")
-            fit_member(
+            trained[i] = fit_member(
                 config,
                 i,
                 train_samples,
@@ -374,7 +390,10 @@ def fit(
         out = Path(config.train.output)
         paths = [out / f"member_{i}" / "best.pt" for i in range(n)]
         paths = [p for p in paths if p.exists()]
-        path, summary = assemble_ensemble(config, paths, val_samples, device)
+        # a one-member model is the member's best epoch, whose validation outputs are known
+        known = [raws for best, raws in trained.values() if [best] == paths]
+        raws = known[0] if known else None
+        path, summary = assemble_ensemble(config, paths, val_samples, device, raws)
         print(
             f"wrote {path} ({len(paths)} member(s)): validation score {summary['val_score']:.4f}, "
             f"F1@0.7 {summary['val_f1_0.7']:.4f} on {summary['val_images']} images",

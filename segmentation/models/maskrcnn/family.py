@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
 from typing import Any
 
 import numpy as np
 import torch
 
+from segmentation.models.base import thresholds_from_dict
 from segmentation.models.maskrcnn.decode import MaskRCNNThresholds, decode
 from segmentation.models.maskrcnn.model import build_model, predict, training_loss
 from segmentation.models.maskrcnn.roundtrip import DEFAULT_MASK_SIZE, oracle_raw
@@ -21,27 +21,6 @@ THRESHOLD_GRID: dict[str, list[float]] = {
     "min_kept_fraction": [0.3, 0.5, 0.7],
     "min_size": [0, 4, 10],
 }
-
-
-def thresholds_from(values: Any) -> MaskRCNNThresholds:
-    """``None``, a :class:`MaskRCNNThresholds` or a dict of its fields -> thresholds.
-
-    Raises:
-        ValueError: a dict key is not a threshold field (the message lists the valid ones).
-    """
-    if values is None:
-        return MaskRCNNThresholds()
-    if isinstance(values, MaskRCNNThresholds):
-        return values
-    names = [f.name for f in fields(MaskRCNNThresholds)]
-    if not isinstance(values, dict):
-        raise TypeError(
-            f"thresholds must be MaskRCNNThresholds, a dict or None, got {type(values).__name__}"
-        )
-    unknown = sorted(set(values) - set(names))
-    if unknown:
-        raise ValueError(f"unknown threshold(s) {unknown} for MaskRCNNThresholds; valid: {names}")
-    return MaskRCNNThresholds(**values)
 
 
 class MaskRCNNFamily:
@@ -97,7 +76,7 @@ class MaskRCNNFamily:
     def decode(self, raw: dict[str, Any], thresholds: Any = None) -> np.ndarray:
         """Raw dict of one image -> ``(H, W)`` int32 labels by score-ordered painting;
         ``thresholds`` is ``None``, :class:`MaskRCNNThresholds` or a dict of its fields."""
-        return decode(raw, thresholds_from(thresholds))
+        return decode(raw, thresholds_from_dict(MaskRCNNThresholds, thresholds))
 
     def oracle_raw(self, labels: np.ndarray, mask_size: int = DEFAULT_MASK_SIZE) -> dict[str, Any]:
         """``(H, W)`` labels -> perfect raw outputs at the mask head's resolution (score 1.0)."""
