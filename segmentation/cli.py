@@ -1,4 +1,4 @@
-"""``segmentation`` command line: train | segment | evaluate | pack | demo.
+"""``segmentation`` command line: train | segment | evaluate | pack | benchmark | demo.
 
 Each subcommand lives next to what it drives and exposes ``add_parser(subparsers)``, which
 registers the subcommand and sets ``func(args) -> int``.
@@ -16,6 +16,7 @@ SUBCOMMANDS = (
     "segmentation.cli_segment",
     "segmentation.evaluation.cli_evaluate",
     "segmentation.datasets.cli_pack",
+    "segmentation.benchmark.cli_benchmark",
     "segmentation.cli_demo",
 )
 

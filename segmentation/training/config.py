@@ -35,7 +35,10 @@ class DataConfig:
             (with ``labels``), ``"sample"`` (the bundled sample) or ``"synthetic"``.
         labels: folder of label images matching ``root``'s image stems (folder layout only).
         val_fraction: share of images held out for validation (stratified by image type).
-        split_seed: seed of the train/validation split.
+        test_fraction: share of images held out as a test split that training never sees (used
+            by ``segmentation benchmark``); 0 for none. The held-out set (validation + test) is the
+            one ``val_fraction + test_fraction`` alone would hold out, then cut in two.
+        split_seed: seed of the train/validation/test split.
         crop_size: side of the square random training crops, a multiple of 32.
         samples_per_epoch: random crops drawn per epoch.
         workers: data-loader worker processes.
@@ -46,6 +49,7 @@ class DataConfig:
     root: str = "sample"
     labels: str | None = None
     val_fraction: float = 0.15
+    test_fraction: float = 0.0
     split_seed: int = 0
     crop_size: int = 256
     samples_per_epoch: int = 1000
@@ -159,7 +163,8 @@ def _check_type(key: str, value: Any, annotation: Any) -> Any:
     raise ConfigError(f"{key}: expected {name}, got {type(value).__name__} {value!r}")
 
 
-def _section(cls: type, values: Any, prefix: str) -> Any:
+def parse_section(cls: type, values: Any, prefix: str) -> Any:
+    """Validate a mapping into the dataclass ``cls``; errors name ``prefix.key`` and the fix."""
     if values is None:
         values = {}
     if not isinstance(values, dict):
@@ -203,13 +208,19 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
     config = Config(
         family=raw["family"],
         model=dict(model),
-        data=_section(DataConfig, raw.get("data"), "data"),
-        train=_section(TrainConfig, raw.get("train"), "train"),
+        data=parse_section(DataConfig, raw.get("data"), "data"),
+        train=parse_section(TrainConfig, raw.get("train"), "train"),
     )
     if config.data.crop_size % 32:
         raise ConfigError(f"data.crop_size must be a multiple of 32, got {config.data.crop_size}")
     if not 0.0 <= config.data.val_fraction < 1.0:
         raise ConfigError(f"data.val_fraction must be in [0, 1), got {config.data.val_fraction}")
+    held_out = config.data.val_fraction + config.data.test_fraction
+    if config.data.test_fraction < 0 or held_out >= 1.0:
+        raise ConfigError(
+            f"data.test_fraction must be >= 0 and leave training images: val_fraction + "
+            f"test_fraction = {held_out:g} must be below 1"
+        )
     return config
 
 

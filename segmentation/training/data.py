@@ -57,16 +57,46 @@ def load_samples(data: DataConfig) -> list[Sample]:
 
 
 def split_samples(samples: list[Sample], data: DataConfig) -> tuple[list[Sample], list[Sample]]:
-    """Deterministic train/validation split, stratified by image type.
+    """Deterministic train/validation split, stratified by image type (the test split, when
+    ``data.test_fraction > 0``, is left out of both; see :func:`split_three`).
 
     With ``val_fraction == 0`` or fewer than 2 images, the validation split reuses the training
     images (so that thresholds can still be tuned; the metrics then are training metrics).
     """
-    if data.val_fraction == 0 or len(samples) < 2:
-        return samples, samples
+    train, val, _ = split_three(samples, data)
+    return train, val
+
+
+def split_three(
+    samples: list[Sample], data: DataConfig
+) -> tuple[list[Sample], list[Sample], list[Sample]]:
+    """Deterministic train/validation/test split, stratified by image type.
+
+    The images held out from training are those that ``val_fraction + test_fraction`` alone
+    would hold out (so a model trained with ``val_fraction=v+t`` and no test split never saw the
+    test images); they are then cut, again stratified and seeded, into validation and test.
+
+    Returns:
+        ``(train, val, test)`` lists of the input samples, each sorted by name; ``test`` is empty
+        when ``data.test_fraction == 0``.
+    """
     from segmentation.datasets.split import train_val_split
 
-    return train_val_split(samples, val_fraction=data.val_fraction, seed=data.split_seed)
+    held_out = data.val_fraction + data.test_fraction
+    if held_out == 0 or len(samples) < 2:
+        return samples, samples, []
+    train, held = train_val_split(samples, val_fraction=held_out, seed=data.split_seed)
+    if data.test_fraction == 0:
+        return train, held, []
+    if data.val_fraction == 0:
+        return train, train, held
+    val, test = train_val_split(held, data.test_fraction / held_out, seed=data.split_seed)
+    if not val or not test:
+        raise ValueError(
+            f"{len(held)} held-out image(s) cannot make both a validation and a test split; "
+            "raise data.val_fraction / data.test_fraction or use more images"
+        )
+    return train, val, test
 
 
 def collate_batch(family: Any):
