@@ -39,8 +39,9 @@ def _samples(n=30):
     return samples
 
 
-def test_tiny_benchmark_file_is_valid():
-    config = load_benchmark_config(REPO / "configs" / "benchmark_tiny.yaml")
+@pytest.mark.parametrize("name", ["benchmark_tiny.yaml", "benchmark_dsb2018_gpu.yaml"])
+def test_shipped_benchmark_files_are_valid(name):
+    config = load_benchmark_config(REPO / "configs" / name)
     assert [a.name for a in config.architectures][0] == "Otsu + watershed"
     assert all(Path(a.recipe).is_file() for a in config.architectures if a.recipe)
 
@@ -54,7 +55,12 @@ def test_tiny_benchmark_file_is_valid():
         ({"architectures": [{"name": "x", "baseline": "kmeans"}]}, "unknown baseline 'kmeans'"),
         ({"architectures": [{"name": "x", "baseline": "otsu", "recipe": "a.yaml"}]}, "baseline"),
         (
-            {"architectures": [{"name": "a", "baseline": "otsu"}, {"name": "a", "baseline": "otsu"}]},
+            {
+                "architectures": [
+                    {"name": "a", "baseline": "otsu"},
+                    {"name": "a", "baseline": "otsu"},
+                ]
+            },
             "unique",
         ),
         ({"architectures": [{"name": "x", "baseline": "otsu", "epochs": 3}]}, "unknown key"),
@@ -84,6 +90,14 @@ def test_missing_recipe_path_is_named(tmp_path):
     )
     with pytest.raises(ConfigError, match="nowhere.yaml"):
         load_benchmark_config(path)
+
+
+def test_missing_data_root_is_named_before_any_work(tmp_path):
+    from segmentation.benchmark.runner import make_split
+
+    raw = _raw(data={"root": str(tmp_path / "none.npz"), "test_fraction": 0.2})
+    with pytest.raises(FileNotFoundError, match="none.npz"):
+        make_split(benchmark_from_dict(raw))
 
 
 def test_cli_reports_a_bad_file_with_exit_status_2(tmp_path, capsys):
@@ -129,7 +143,9 @@ def test_test_fraction_must_leave_training_images():
     with pytest.raises(ConfigError, match="must be below 1"):
         config_from_dict({"family": "unet", "data": {"val_fraction": 0.5, "test_fraction": 0.5}})
     with pytest.raises(ConfigError, match="must be below 1"):
-        benchmark_from_dict(_raw(data={"root": "sample", "val_fraction": 0.5, "test_fraction": 0.6}))
+        benchmark_from_dict(
+            _raw(data={"root": "sample", "val_fraction": 0.5, "test_fraction": 0.6})
+        )
 
 
 def test_shared_sections_and_budget_split_over_ensemble_members(tmp_path):

@@ -62,6 +62,12 @@ def make_split(config: BenchmarkConfig) -> Split:
     from segmentation.training.data import load_samples, split_three
 
     data = config.data_config()
+    if data.root not in ("sample", "synthetic") and not Path(data.root).exists():
+        raise FileNotFoundError(
+            f"data.root {data.root!r} not found (from {Path.cwd()}); pack the data first "
+            "(segmentation pack ../shared/data/dsb2018/stage1_train --output "
+            "cache/stage1_train.npz) or override it: data.root=PATH"
+        )
     samples = load_samples(data)
     train, val, test = split_three(samples, data)
     where = f"{data.root} (split_seed {data.split_seed}, stratified by image type)"
