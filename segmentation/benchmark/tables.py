@@ -105,12 +105,15 @@ def markdown_tables(rows: list[dict[str, Any]], record: dict[str, Any]) -> str:
         ],
         acc,
     )
+    base = next((r for r in rows if r.get("source") == "classical"), None)
+    reference = base["total_ms_per_image"] if base else None
     speed = [
         [
             r["name"],
             _num(r["network_ms_per_image"], ".0f"),
             _num(r["post_ms_per_image"], ".0f"),
             _num(r["total_ms_per_image"], ".0f"),
+            _num(r["total_ms_per_image"] / reference if reference else None, ".1f"),
             _num(r["network_mpx_per_s"], ".2f"),
             _num(r["post_mpx_per_s"], ".2f"),
             _num(r["peak_cpu_mb"], ".0f"),
@@ -119,12 +122,15 @@ def markdown_tables(rows: list[dict[str, Any]], record: dict[str, Any]) -> str:
         for r in rows
     ]
     lines += ["", "## Speed and memory (segmenting the test split)", ""]
+    if base:
+        lines += [f"time ratio: total time / that of {base['name']} in the same run.", ""]
     lines += _markdown(
         [
             "architecture",
             "network ms/image",
             "post-processing ms/image",
             "total ms/image",
+            "time ratio",
             "network MP/s",
             "post-processing MP/s",
             "peak CPU MiB",
