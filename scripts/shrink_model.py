@@ -1,22 +1,22 @@
 """Cast a model file's weights to float16 (half the size; loading casts them back to float32).
 
 Usage: python scripts/shrink_model.py IN.pt OUT.pt
+
+The cast is :func:`segmentation.training.checkpoint.half_precision`; to ship the default model
+(re-scored in both precisions, with a model card) use ``scripts/ship_default_model.py``.
 """
 
 import sys
 
-from segmentation.training.checkpoint import atomic_save, read_checkpoint
+from segmentation.training.checkpoint import atomic_save, half_precision, read_checkpoint
 
 
 def main(src: str, dst: str) -> None:
-    ckpt = read_checkpoint(src)
-    for member in ckpt["members"]:
-        member["state_dict"] = {
-            k: (v.half() if v.is_floating_point() else v) for k, v in member["state_dict"].items()
-        }
-    ckpt["training_state"] = None
-    atomic_save(ckpt, dst)
+    """Write ``src`` with float16 weights and no training state to ``dst``."""
+    atomic_save(half_precision(read_checkpoint(src)), dst)
 
 
 if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit("usage: python scripts/shrink_model.py IN.pt OUT.pt")
     main(*sys.argv[1:3])

@@ -1,19 +1,31 @@
 """Nucleus instance segmentation toolkit.
 
 >>> from segmentation import segment, load_model  # doctest: +SKIP
->>> labels = segment(image, model="runs/unet/model.pt")  # (H, W) int32, 0 = background
+>>> labels = segment(image)  # doctest: +SKIP
+>>> labels = segment(image, model="runs/unet/model.pt")  # doctest: +SKIP
 
-``segment``, ``SegmentOptions``, ``load_model`` and ``SegmentationModel`` are imported on first use, so that
-``import segmentation.datasets`` stays light (no torch).
+``labels`` is an ``(H, W)`` int32 image, 0 = background; with no ``model`` the default model that
+ships inside the package is used (see :func:`segmentation.inference.load_default_model`).
+
+``segment``, ``SegmentOptions``, ``load_model``, ``load_default_model`` and ``SegmentationModel``
+are imported on first use, so that ``import segmentation.datasets`` stays light (no torch).
 """
 
 __version__ = "0.1.0"
 
-__all__ = ["SegmentOptions", "SegmentationModel", "load_model", "segment", "__version__"]
+__all__ = [
+    "SegmentOptions",
+    "SegmentationModel",
+    "load_default_model",
+    "load_model",
+    "segment",
+    "__version__",
+]
+_LAZY = ("SegmentOptions", "SegmentationModel", "load_default_model", "load_model", "segment")
 
 
 def __getattr__(name: str):
-    if name in ("SegmentOptions", "SegmentationModel", "load_model", "segment"):
+    if name in _LAZY:
         from segmentation import inference
 
         return getattr(inference, name)

@@ -1,4 +1,6 @@
-"""``segmentation segment INPUT... --model M --output DIR``: labels, overlays, tables, submissions.
+"""``segmentation segment INPUT... [--model M] --output DIR``: labels, overlays, tables, submissions.
+
+Without ``--model`` the default model that ships inside the package is used.
 
 Per input image ``<stem>``: ``<stem>_labels.tif`` (int labels, uint16 up to 65,535 nuclei, else
 int32), ``<stem>_overlay.png`` (outlines over the image) and ``<stem>_nuclei.csv`` (one row per
@@ -24,12 +26,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     """Register the ``segment`` subcommand."""
     parser = subparsers.add_parser(
         "segment",
-        help="segment images with a trained model",
-        description="Segment image files (or folders of them); writes <stem>_labels.tif, "
-        "<stem>_overlay.png and <stem>_nuclei.csv per image into --output.",
+        help="segment images with the default model or a trained one",
+        description="Segment image files (or folders of them) with the default model shipped in "
+        "the package, or --model; writes <stem>_labels.tif, <stem>_overlay.png and "
+        "<stem>_nuclei.csv per image into --output.",
     )
     parser.add_argument("inputs", nargs="+", help="image files (PNG/TIFF...) or folders of them")
-    parser.add_argument("--model", required=True, help="model file written by `segmentation train`")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="model file written by `segmentation train` (default: the model shipped with the "
+        "package, segmentation/weights/default_unet.pt)",
+    )
     parser.add_argument("--output", required=True, help="output folder")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--tile-size", type=int, default=None, help="tile side (default: auto)")
@@ -112,7 +120,12 @@ def run(args: argparse.Namespace) -> int:
 
     from segmentation.datasets.io import write_labels
     from segmentation.datasets.rle import write_submission_csv
-    from segmentation.inference import SegmentOptions, load_model, segment_files
+    from segmentation.inference import (
+        SegmentOptions,
+        load_default_model,
+        load_model,
+        segment_files,
+    )
     from segmentation.inference.details import write_nuclei_csv
     from segmentation.visualize import overlay_outlines
 
@@ -125,7 +138,10 @@ def run(args: argparse.Namespace) -> int:
         diameter=args.diameter,
         progress=not args.no_progress and rank == 0 and len(files) > 1,
     )
-    model = load_model(args.model, args.device)
+    if args.model is None:
+        model = load_default_model(args.device)
+    else:
+        model = load_model(args.model, args.device)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     failed = []

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from segmentation.benchmark.config import benchmark_from_dict, load_benchmark_config
-from segmentation.benchmark.measure import peak_cpu_mb, reset_peaks, training_cost
+from segmentation.benchmark.measure import count_parameters, peak_cpu_mb, reset_peaks, training_cost
 from segmentation.benchmark.runner import example_names, slug, training_config
 from segmentation.benchmark.testset import load_test_set
 from segmentation.datasets.io import write_labels
@@ -250,3 +250,18 @@ def test_peak_cpu_memory_sees_a_new_allocation():
     block = np.ones(64 * 2**20 // 8)  # 64 MiB
     assert peak_cpu_mb() >= before + 60
     del block
+
+
+def test_parameter_count_leaves_out_encoder_stages_that_never_run():
+    from segmentation.models.registry import get_family
+
+    family = get_family("unet")
+    base = {"architecture": "unet", "encoder": "resnet18", "encoder_weights": None}
+    full = family.build(base).eval()
+    cut = family.build({**base, "encoder_depth": 4, "decoder_channels": [64, 32, 16, 8]}).eval()
+    n_full = sum(p.numel() for p in full.parameters())
+    assert count_parameters([full]) == n_full
+    layer4 = sum(p.numel() for p in cut.encoder.layer4.parameters())
+    assert layer4 > 8_000_000  # stored although encoder_depth 4 never runs it
+    assert count_parameters([cut]) == sum(p.numel() for p in cut.parameters()) - layer4
+    assert count_parameters([full, full]) == 2 * n_full

@@ -60,9 +60,8 @@ def folder(tmp_path, sample):
     return tmp_path
 
 
-def test_a_model_is_required_until_a_default_ships(sample):
-    with pytest.raises(ValueError, match="no model given"):
-        segment(sample.image)
+def test_model_must_be_a_path_or_a_loaded_model(sample):
+    # model=None (the shipped default model) is tested in test_inference_default_model.py
     with pytest.raises(TypeError, match="model must be a model file path"):
         segment(sample.image, model=42)
 

@@ -50,9 +50,32 @@ def peak_gpu_mb(device: torch.device) -> float | None:
     return torch.cuda.max_memory_allocated(device) / 2**20
 
 
-def count_parameters(members: list[torch.nn.Module]) -> int:
-    """Number of parameters of all ensemble members together."""
-    return sum(p.numel() for net in members for p in net.parameters())
+def count_parameters(members: list[torch.nn.Module], dense: bool = True) -> int:
+    """Parameters of all ensemble members together that inference uses.
+
+    segmentation-models-pytorch keeps every encoder stage even when ``encoder_depth`` runs fewer;
+    for dense networks the modules that a forward pass on a small input never calls are left out
+    of the count. Mask R-CNN (``dense=False``) counts every parameter.
+    """
+    total = 0
+    for net in members:
+        if not dense:
+            total += sum(p.numel() for p in net.parameters())
+            continue
+        device = next(net.parameters()).device
+        called: set[str] = set()
+        hooks = [
+            module.register_forward_hook(lambda *_, name=name, seen=called: seen.add(name))
+            for name, module in net.named_modules()
+        ]
+        try:
+            with torch.no_grad():
+                net(torch.zeros(1, 3, 64, 64, device=device))
+        finally:
+            for hook in hooks:
+                hook.remove()
+        total += sum(p.numel() for k, p in net.named_parameters() if k.rpartition(".")[0] in called)
+    return total
 
 
 def training_cost(model_file: str | Path) -> dict[str, Any]:

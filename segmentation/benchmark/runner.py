@@ -252,7 +252,8 @@ def run_architecture(
         metrics["thresholds"] = {}
     else:
         model, facts = _obtain_model(arch, config, device)
-        metrics.update(family=model.family.name, parameters=count_parameters(model.members))
+        params = count_parameters(model.members, model.family.dense)
+        metrics.update(family=model.family.name, parameters=params)
         metrics.update(facts, members=len(model.members))
         metrics["thresholds"] = _tune(model, split.val)
         metrics["oracle"] = _oracle(model.family.name, split.test, oracle_cache)

@@ -2,6 +2,7 @@
 
 - :mod:`.api`: :func:`segment` (one image, a list or a folder), :func:`segment_files`.
 - :mod:`.model`: :class:`SegmentationModel`, :func:`load_model`, :func:`resolve_device`.
+- :mod:`.default`: :func:`load_default_model`, the model shipped inside the package.
 - :mod:`.options`: :class:`SegmentOptions` (channel choice, rescaling, TTA views, block decoding).
 - :mod:`.inputs`: validation, channel choice, whole-image normalisation, resizing.
 - :mod:`.tiling`: overlapping tiles and the blending of their raw maps.
@@ -19,6 +20,11 @@ from segmentation.inference.api import (
     list_images,
     segment,
     segment_files,
+)
+from segmentation.inference.default import (
+    default_model_path,
+    load_default_model,
+    model_card_summary,
 )
 from segmentation.inference.details import NUCLEUS_DTYPE, SegmentDetails, nucleus_table
 from segmentation.inference.inputs import as_image_array
@@ -41,8 +47,11 @@ __all__ = [
     "SegmentResult",
     "SegmentationModel",
     "as_image_array",
+    "default_model_path",
     "list_images",
+    "load_default_model",
     "load_model",
+    "model_card_summary",
     "nucleus_table",
     "resolve_device",
     "segment",

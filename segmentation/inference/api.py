@@ -55,11 +55,11 @@ class SegmentResult:
 
 
 def _resolve_model(model: Any, device: str | torch.device) -> SegmentationModel:
+    """``None`` -> the shipped default model; a path -> loaded; a loaded model -> moved."""
     if model is None:
-        raise ValueError(
-            "no model given and no default model ships yet; pass model='path/to/model.pt' "
-            "(train one with `segmentation train configs/unet_ensemble.yaml`)"
-        )
+        from segmentation.inference.default import load_default_model
+
+        return load_default_model(device)
     if isinstance(model, SegmentationModel):
         return model if device == "auto" else model.to(device)
     if isinstance(model, str | os.PathLike):
@@ -214,8 +214,10 @@ def segment(
         image: one image: an ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` or ``(H, W, 4)`` array
             (uint8, uint16, any int or float; alpha dropped; gray replicated to three channels) or
             a PNG/TIFF path (8/16-bit, gray/RGB/RGBA). Or a list of those, or a folder path.
-        model: a model file path or a loaded :class:`SegmentationModel`. Required until a default
-            model ships.
+        model: a model file path or a loaded :class:`SegmentationModel`; ``None`` uses the
+            default model that ships inside the package
+            (:func:`~segmentation.inference.default.load_default_model`, loaded once per device,
+            offline; its scores: ``load_default_model().model_card``).
         tile_size: images larger than this (pixels, a multiple of 32 for dense families) are
             predicted in overlapping tiles whose raw outputs are blended; ``None`` picks a size
             from the device's free memory (:func:`~.options.pick_tile_size`).
@@ -238,12 +240,13 @@ def segment(
         with a warning naming each (use :func:`segment_files` to collect the errors).
 
     Raises:
-        ValueError: no model, bad settings, or an invalid image (NaN values, a 3-D stack, an
+        ValueError: bad settings, or an invalid image (NaN values, a 3-D stack, an
             empty or corrupt file; for a list, the message names the item).
         TypeError: an input that is neither an array nor a path.
-        FileNotFoundError: a missing file or folder.
+        FileNotFoundError: a missing file or folder (or a missing default model file).
 
     Example:
+        >>> labels = segment("cells.tif")  # the default model  # doctest: +SKIP
         >>> labels = segment("cells.tif", model="runs/unet/model.pt")  # doctest: +SKIP
         >>> labels, details = segment(big, model=m, tile_size=1024, return_details=True)  # doctest: +SKIP
         >>> details.nuclei["area"], details.timings["network"]  # doctest: +SKIP

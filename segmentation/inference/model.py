@@ -49,6 +49,9 @@ class SegmentationModel:
         normalization: percentile normalisation ``{"low", "high"}``.
         metrics: validation metrics recorded at training time.
         recipe: the training recipe.
+        model_card: the description of a shipped model (name, recipe, data, validation scores
+            and the baseline's, training budget, how to retrain; see
+            :mod:`segmentation.training.checkpoint`), ``{}`` when the file has none.
         device: where the networks run.
     """
 
@@ -61,6 +64,7 @@ class SegmentationModel:
         metrics: dict[str, Any] | None = None,
         recipe: dict[str, Any] | None = None,
         device: str | torch.device = "auto",
+        model_card: dict[str, Any] | None = None,
     ):
         if not members:
             raise ValueError("a model needs at least one network")
@@ -71,6 +75,7 @@ class SegmentationModel:
         self.normalization = dict(normalization or {"low": 1.0, "high": 99.8})
         self.metrics = dict(metrics or {})
         self.recipe = recipe or {}
+        self.model_card = dict(model_card or {})
 
     @classmethod
     def from_checkpoint(cls, ckpt: dict[str, Any], device: str | torch.device = "auto"):
@@ -80,7 +85,13 @@ class SegmentationModel:
         for member in ckpt["members"]:
             # published weights named in the recipe are not fetched again: the file holds them
             net = family.build(family.inference_config(member["config"]))
-            net.load_state_dict(member["state_dict"])
+            unused = set(member.get("unused_keys", ()))  # weights the network never runs
+            missing, unexpected = net.load_state_dict(member["state_dict"], strict=not unused)
+            if unexpected or set(missing) - unused:
+                raise ValueError(
+                    f"the weights do not fit the network: missing {sorted(set(missing) - unused)}"
+                    f", unexpected {sorted(unexpected)}; the model file is damaged"
+                )
             members.append(net)
         return cls(
             ckpt["family"],
@@ -90,6 +101,7 @@ class SegmentationModel:
             ckpt.get("metrics"),
             ckpt.get("recipe"),
             device,
+            ckpt.get("model_card"),
         )
 
     @property

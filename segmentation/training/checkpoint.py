@@ -6,12 +6,43 @@ A model file is a ``torch.save`` dict of plain Python values and tensors (loadab
     format: "segmentation-model", format_version: 1
     family: "unet" | "fpn" | "maskrcnn"
     members: [{"config": model config, "state_dict": weights}, ...]   # ensemble = several
+             # optional per member: "unused_keys": [...] (see drop_unused_weights)
     normalization: {"low": 1.0, "high": 99.8}     # percentile normalisation of inputs
     thresholds: {...}                            # tuned post-processing thresholds
     metrics: {...}                               # reached on its validation split
     recipe: {...}                                # the whole training config
     toolkit_version: "0.1.0"
     training_state: {...} | None                 # optimizer, scheduler, epoch, RNG (last.pt only)
+    model_card: {...}                            # optional: a shipped model's description
+
+A member's optional ``unused_keys`` lists weights left out of its ``state_dict`` because the
+network never runs them (e.g. the encoder stages past ``encoder_depth`` that smp keeps); loading
+accepts exactly those as missing (:func:`drop_unused_weights`).
+
+The optional ``model_card`` (format_version stays 1; older files simply lack it) describes a model
+that is handed to other people, such as the default model inside the package
+(``segmentation/weights/default_unet.pt``, written by ``scripts/ship_default_model.py``). It is a
+dict of plain values (str, int, float, bool, None, and lists/dicts of those) with the keys of
+:data:`MODEL_CARD_KEYS`::
+
+    name: "default_unet"
+    description: "unet family (architecture unet, encoder resnet18, ...), 3.57 M parameters"
+    recipe: "configs/default_unet.yaml"          # the recipe it was trained from
+    data: "DSB2018 stage1_train (664 images), 565 train / 99 validation, data.val_fraction 0.15,
+           split_seed 0"
+    licence: "CC0 1.0 (public domain): ..."      # of the training data
+    split: {"val_fraction", "split_seed", "test_fraction", "train_images", "validation_images",
+            "validation_ids": [image names]}
+    validation: {"float32": {"score", "f1_0.7", "seconds_per_image"}, "float16": {...}}
+    baseline: {"name": "Otsu + watershed", "score", "f1_0.7", "seconds_per_image"}  # same images
+    parameters: 3574451                          # parameters the network uses
+    weights_dtype: "float16"
+    training: {"crops", "seconds", "epochs", "machine", "metrics"}  # the budget actually spent
+    date: "2026-11-21"
+    retrain: ["segmentation pack ...", "segmentation train ...", "python scripts/ship_..."]
+
+``validation.*.score`` is the DSB2018 competition score (mean over images of the mean over IoU
+thresholds 0.5-0.95 of TP / (TP + FP + FN)); ``f1_0.7`` is F1 at IoU 0.7 pooled over the images.
 
 Files are written atomically (a temporary file in the same folder, then ``os.replace``), so a run
 killed while saving leaves the previous checkpoint intact.
@@ -28,6 +59,25 @@ import torch
 
 FORMAT = "segmentation-model"
 FORMAT_VERSION = 1
+
+#: Keys a model card must have (see the module docstring).
+MODEL_CARD_KEYS = (
+    "name",
+    "description",
+    "recipe",
+    "data",
+    "licence",
+    "split",
+    "validation",
+    "baseline",
+    "parameters",
+    "weights_dtype",
+    "training",
+    "date",
+    "retrain",
+)
+
+_PLAIN = (str, int, float, bool, type(None))
 
 
 def atomic_save(obj: Any, path: str | Path) -> Path:
@@ -60,11 +110,15 @@ def make_checkpoint(
     recipe: dict[str, Any],
     normalization: dict[str, float] | None = None,
     training_state: dict[str, Any] | None = None,
+    model_card: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Assemble a checkpoint dict; ``members`` is a list of ``{"config", "state_dict"}``."""
+    """Assemble a checkpoint dict; ``members`` is a list of ``{"config", "state_dict"}``.
+
+    ``model_card`` (optional, see :func:`check_model_card`) is stored only when given.
+    """
     from segmentation import __version__
 
-    return {
+    ckpt = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "family": family,
@@ -82,6 +136,80 @@ def make_checkpoint(
         "toolkit_version": __version__,
         "training_state": training_state,
     }
+    if model_card is not None:
+        ckpt["model_card"] = check_model_card(model_card)
+    return ckpt
+
+
+def _check_plain(value: Any, where: str) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"model card key {where}.{key!r} must be a string")
+            _check_plain(item, f"{where}.{key}")
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _check_plain(item, f"{where}[{i}]")
+    elif not isinstance(value, _PLAIN):
+        raise ValueError(
+            f"model card value {where} is a {type(value).__name__}; only str, int, float, bool, "
+            "None and lists/dicts of them can be stored (convert tensors and arrays with .tolist() "
+            "or float())"
+        )
+
+
+def check_model_card(card: dict[str, Any], *, complete: bool = False) -> dict[str, Any]:
+    """Check that ``card`` is a dict of plain values; returns a copy (lists for tuples).
+
+    Args:
+        card: the model card (see the module docstring).
+        complete: also require every key of :data:`MODEL_CARD_KEYS`.
+
+    Raises:
+        TypeError: ``card`` is not a dict. ValueError: a value is not plain, or (``complete``)
+            a key is missing.
+    """
+    if not isinstance(card, dict):
+        raise TypeError(f"a model card must be a dict, got {type(card).__name__}")
+    _check_plain(card, "model_card")
+    if complete:
+        missing = [key for key in MODEL_CARD_KEYS if key not in card]
+        if missing:
+            raise ValueError(
+                f"model card lacks the keys {missing}; every card has {MODEL_CARD_KEYS}"
+            )
+
+    def copy(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: copy(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [copy(v) for v in value]
+        return value
+
+    return copy(card)
+
+
+def half_precision(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``ckpt`` whose floating-point weights are float16, without its training state.
+
+    Half the size of a float32 file; loading casts the weights back to the networks' float32
+    (``load_state_dict`` copies into the existing parameters), so inference runs in float32 with
+    weights rounded to 11 significant bits. Integer tensors (e.g. batch-norm counters) are kept.
+    The input dict is not modified.
+    """
+    out = {key: value for key, value in ckpt.items() if key != "members"}
+    out["members"] = [
+        {
+            **member,
+            "state_dict": {
+                k: (v.half() if v.is_floating_point() else v)
+                for k, v in member["state_dict"].items()
+            },
+        }
+        for member in ckpt["members"]
+    ]
+    out["training_state"] = None
+    return out
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -105,4 +233,61 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             f"{str(path)!r} has format version {ckpt['format_version']}, newer than this toolkit "
             f"reads ({FORMAT_VERSION}); upgrade the segmentation package"
         )
+    if not isinstance(ckpt.get("model_card", {}), dict):
+        raise ValueError(
+            f"{str(path)!r} has a model_card of type {type(ckpt['model_card']).__name__}; it must "
+            "be a dict (rewrite it with scripts/ship_default_model.py)"
+        )
     return ckpt
+
+
+def drop_unused_weights(ckpt: dict[str, Any], size: int = 64) -> dict[str, Any]:
+    """A copy of ``ckpt`` without the weights its dense networks never run (input not modified).
+
+    segmentation-models-pytorch keeps every encoder stage even when ``encoder_depth`` uses fewer
+    (a resnet18 cut after 4 stages still stores the 8.4 M parameters of its last stage). The
+    modules that a forward pass on a ``(1, 3, size, size)`` input never calls are found with
+    hooks; their weights are removed from the member's ``state_dict`` and named in its
+    ``unused_keys``, and the pruned network is checked to give exactly the same output. Families
+    whose networks are not dense (Mask R-CNN, whose heads run only on detections) are returned
+    unchanged.
+
+    Raises:
+        ValueError: the pruned network's output differs (the weights are then all needed).
+    """
+    from segmentation.models.registry import get_family
+
+    family = get_family(ckpt["family"])
+    out = {key: value for key, value in ckpt.items() if key != "members"}
+    out["members"] = [dict(member) for member in ckpt["members"]]
+    if not family.dense:
+        return out
+    x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0))
+    for member in out["members"]:
+        config = family.inference_config(member["config"])
+        net = family.build(config).eval()
+        net.load_state_dict(member["state_dict"])
+        called: set[str] = set()
+        hooks = [
+            module.register_forward_hook(lambda *_, name=name, seen=called: seen.add(name))
+            for name, module in net.named_modules()
+        ]
+        with torch.no_grad():
+            expected = net(x)
+        for hook in hooks:
+            hook.remove()
+        unused = [k for k in member["state_dict"] if k.rpartition(".")[0] not in called]
+        if not unused:
+            continue
+        kept = {k: v for k, v in member["state_dict"].items() if k not in unused}
+        pruned = family.build(config).eval()
+        pruned.load_state_dict(kept, strict=False)
+        with torch.no_grad():
+            if not torch.equal(pruned(x), expected):
+                raise ValueError(
+                    f"dropping the weights {unused[:3]}... changes the network's output; they "
+                    "are used, keep them"
+                )
+        member["state_dict"] = kept
+        member["unused_keys"] = sorted(set(member.get("unused_keys", [])) | set(unused))
+    return out

