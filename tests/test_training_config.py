@@ -1,7 +1,5 @@
 """Recipes: validation errors name the key; overrides; every shipped recipe parses."""
 
-from pathlib import Path
-
 import pytest
 
 from segmentation.training.config import (
@@ -10,8 +8,7 @@ from segmentation.training.config import (
     config_from_dict,
     load_config,
 )
-
-CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+from tests.paths import RECIPES as CONFIGS
 
 
 def test_unknown_key_is_named():

@@ -16,8 +16,7 @@ from segmentation.training.checkpoint import atomic_save, read_checkpoint
 from segmentation.training.config import apply_overrides, config_from_dict, load_config
 from segmentation.training.fit import fit
 from tests.paths import CONFIG_DIR, REPO
-
-CONFIGS = sorted(p for p in CONFIG_DIR.glob("*.yaml") if not p.name.startswith("benchmark_"))
+from tests.paths import RECIPES as CONFIGS
 
 # Shrinks any recipe to a 2-step CPU run on two bundled sample images.
 TINY = [
