@@ -3,6 +3,7 @@ threshold curves come from :func:`segmentation.evaluation.report.plot_threshold_
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +72,7 @@ def plot_examples(samples: list[Sample], results: list[Any], path: str | Path) -
     from segmentation.visualize import overlay_outlines
 
     columns = 1 + len(results)
-    fig = _figure((2.2 * columns, 2.3 * max(1, len(samples))))
+    fig = _figure((2.0 * columns, 2.3 * max(1, len(samples))))
     axes = np.atleast_2d(fig.subplots(max(1, len(samples)), columns, squeeze=False))
     for row, sample in enumerate(samples):
         box = _crop_box(sample.labels)
@@ -81,12 +82,13 @@ def plot_examples(samples: list[Sample], results: list[Any], path: str | Path) -
         for col, (title, labels) in enumerate(panels):
             ax = axes[row, col]
             ax.imshow(overlay_outlines(image, labels[box]))
+            title = "\n".join(textwrap.wrap(title, 24))
             if col:
-                title = f"{title}\n{dsb_score(sample.labels, labels):.3f}"
+                title = f"{title}\nscore {dsb_score(sample.labels, labels):.3f}"
             ax.set_title(title, fontsize=7)
             ax.set_xticks([])
             ax.set_yticks([])
         axes[row, 0].set_ylabel(sample.name[:12], fontsize=7)
     path = Path(path)
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=80)
     return path

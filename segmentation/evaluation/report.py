@@ -119,24 +119,21 @@ def plot_threshold_curves(
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(9, 3.8), layout="constrained")
+    fig = Figure(figsize=(9, 3.8 + 0.22 * len(curves)), layout="constrained")
     FigureCanvasAgg(fig)
     ax_f1, ax_score = fig.subplots(1, 2, sharex=True, sharey=True)
     for label, res in curves.items():
-        ax_f1.plot(res.thresholds, res.f1, marker="o", label=f"{label} (F1@0.7 = {_f1_07(res)})")
-        ax_score.plot(
-            res.thresholds,
-            res.image_score,
-            marker="o",
-            label=f"{label} (score = {res.mean_score:.3f})",
-        )
+        line = ax_f1.plot(res.thresholds, res.f1, marker="o")[0]
+        ax_score.plot(res.thresholds, res.image_score, marker="o", color=line.get_color())
+        line.set_label(f"{label}: F1@0.7 = {_f1_07(res)}, score = {res.mean_score:.3f}")
     ax_f1.set_title("F1 (pooled over images)")
     ax_score.set_title("competition score (mean over images)")
     for ax in (ax_f1, ax_score):
         ax.set_xlabel("IoU threshold")
         ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small", loc="lower left")
+    # one legend under both panels, so that long names never squeeze the axes
+    fig.legend(loc="outside lower center", fontsize="small", ncols=1 if len(curves) > 3 else 2)
     ax_f1.set_ylabel("value")
     if title:
         fig.suptitle(title)
