@@ -18,7 +18,6 @@ Usage (one thread: scoring 99 validation images takes a few minutes):
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import datetime
 import io
@@ -31,6 +30,7 @@ from typing import Any
 import torch
 import yaml
 
+from segmentation.benchmark.measure import training_cost
 from segmentation.inference import SegmentationModel, model_card_summary
 from segmentation.training.checkpoint import (
     atomic_save,
@@ -87,21 +87,18 @@ def retrain_commands(recipe: Path) -> list[str]:
 
 
 def training_budget(run_dir: Path) -> dict[str, Any]:
-    """Sum of the ``crops`` and ``seconds`` columns of ``member_*/metrics.csv`` in ``run_dir``.
+    """Training crops, seconds and epochs summed over ``member_*/metrics.csv`` in ``run_dir``.
 
     Returns ``{"crops": int, "seconds": float, "epochs": int}``, or ``{}`` when no log exists.
     """
-    logs = sorted(run_dir.glob("member_*/metrics.csv"))
-    if not logs:
+    cost = training_cost(run_dir / "model.pt")
+    if not cost:
         return {}
-    crops, seconds, epochs = 0, 0.0, 0
-    for log in logs:
-        with log.open(newline="") as f:
-            for row in csv.DictReader(f):
-                crops += int(float(row["crops"]))
-                seconds += float(row["seconds"])
-                epochs += 1
-    return {"crops": crops, "seconds": round(seconds, 1), "epochs": epochs}
+    return {
+        "crops": cost["train_crops"],
+        "seconds": round(cost["train_seconds"], 1),
+        "epochs": cost["train_epochs"],
+    }
 
 
 def validation_split(recipe: dict[str, Any], data_root: str) -> tuple[list, list, list]:

@@ -123,7 +123,15 @@ def _obtain_model(arch: Architecture, config: BenchmarkConfig, device: torch.dev
         facts["source"] = f"trained from {arch.recipe}"
         facts["train_wall_seconds"] = time.perf_counter() - started
     facts.update(training_cost(path))
-    return load_model(path, device), facts
+    model = load_model(path, device)
+    spent = model.model_card.get("training") or {}
+    if "train_seconds" not in facts and "seconds" in spent:  # a shipped model's card
+        facts.update(
+            train_seconds=spent["seconds"],
+            train_crops=spent.get("crops"),
+            train_epochs=spent.get("epochs"),
+        )
+    return model, facts
 
 
 def _tune(model: Any, val: list[Sample]) -> dict[str, Any]:
