@@ -99,3 +99,34 @@ def test_a_trained_checkpoint_replaces_training(tiny_run, tmp_path):
     assert float(again["score"]) == pytest.approx(float(rows["U-Net"]["score"]))
     assert again["source"].startswith("checkpoint") and again["train_crops"] == "64"
     assert not (tmp_path / "runs").exists()  # nothing was trained
+
+
+def test_a_test_set_given_by_path_is_the_one_evaluated(tmp_path):
+    import imageio.v3 as iio
+
+    from segmentation.datasets.io import write_labels
+    from segmentation.datasets.synthetic import synthetic_nuclei
+
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    images.mkdir()
+    labels.mkdir()
+    for i in range(3):
+        sample = synthetic_nuclei((96, 96), 6, seed=40 + i)
+        iio.imwrite(images / f"t{i}.png", sample.image[..., 0])
+        write_labels(labels / f"t{i}.png", sample.labels)
+    path = tmp_path / "bench.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "output": str(tmp_path / "out"),
+                "data": {"root": "sample", "val_fraction": 0.2},
+                "test": {"images": str(images), "labels": str(labels)},
+                "architectures": [{"name": "Otsu", "baseline": "otsu"}],
+            }
+        )
+    )
+    run_benchmark(load_benchmark_config(path))
+    payload = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert "3 test images" in payload["record"]["split"]
+    assert str(images) in payload["record"]["split"]
+    assert payload["rows"][0]["images_fluorescence"] == 3
