@@ -28,7 +28,7 @@ def plot_speed_accuracy(rows: list[dict[str, Any]], path: str | Path) -> Path:
         rows: metrics dicts with ``name``, ``score`` and ``total_ms_per_image``.
         path: output PNG.
     """
-    fig = _figure((7.5, 4.2))
+    fig = _figure((6.5, 3.6 + 0.22 * len(rows)))
     ax = fig.subplots()
     markers = "osD^vP*X"
     for i, row in enumerate(rows):
@@ -40,7 +40,8 @@ def plot_speed_accuracy(rows: list[dict[str, Any]], path: str | Path) -> Path:
     ax.set_xlabel("milliseconds per test image (network + post-processing)")
     ax.set_ylabel("competition score (test split)")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.02, 0.5))
+    # the legend under the axes, so that long names never squeeze them
+    fig.legend(loc="outside lower center", fontsize="small")
     path = Path(path)
     fig.savefig(path, dpi=120)
     return path
