@@ -62,18 +62,11 @@ def count_parameters(members: list[torch.nn.Module], dense: bool = True) -> int:
         if not dense:
             total += sum(p.numel() for p in net.parameters())
             continue
-        device = next(net.parameters()).device
-        called: set[str] = set()
-        hooks = [
-            module.register_forward_hook(lambda *_, name=name, seen=called: seen.add(name))
-            for name, module in net.named_modules()
-        ]
-        try:
-            with torch.no_grad():
-                net(torch.zeros(1, 3, 64, 64, device=device))
-        finally:
-            for hook in hooks:
-                hook.remove()
+        from segmentation.models.dense import modules_run
+
+        _, called = modules_run(
+            net, torch.zeros(1, 3, 64, 64, device=next(net.parameters()).device)
+        )
         total += sum(p.numel() for k, p in net.named_parameters() if k.rpartition(".")[0] in called)
     return total
 

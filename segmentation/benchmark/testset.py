@@ -52,18 +52,17 @@ def load_test_set(images: str, labels: str) -> list[Sample]:
     label_path = Path(labels)
     if label_path.is_dir():
         files = _files_by_stem(label_path, LABEL_SUFFIXES)
-        truth = {name: (lambda p=p: read_labels(p)) for name, p in files.items()}
+        names, read = set(files), lambda name: read_labels(files[name])
     elif label_path.is_file() and label_path.suffix.lower() == ".csv":
         from segmentation.datasets.rle import read_rle_csv
 
         decoded = read_rle_csv(label_path)
-        truth = {name: (lambda v=v: v) for name, v in decoded.items()}
+        names, read = set(decoded), decoded.__getitem__
     else:
         raise FileNotFoundError(
             f"test.labels: {labels!r} is neither a folder of label images nor a solution CSV"
         )
-    missing = sorted(set(image_files) - set(truth))
-    extra = sorted(set(truth) - set(image_files))
+    missing, extra = sorted(set(image_files) - names), sorted(names - set(image_files))
     if missing or extra:
         raise ValueError(
             f"test set: {len(missing)} image(s) without labels {missing[:10]} and {len(extra)} "
@@ -71,7 +70,7 @@ def load_test_set(images: str, labels: str) -> list[Sample]:
         )
     samples = []
     for name in sorted(image_files):
-        image, gt = read_image(image_files[name]), truth[name]()
+        image, gt = read_image(image_files[name]), read(name)
         if gt.shape != image.shape[:2]:
             raise ValueError(
                 f"test set: labels of {name!r} are {gt.shape}, its image is {image.shape[:2]}"

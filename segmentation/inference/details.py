@@ -53,7 +53,7 @@ class SegmentDetails:
         views: test-time views x ensemble members averaged per tile.
         timings: seconds spent in ``network`` (normalising tiles, forward passes, blending),
             ``decode`` (instance merging, post-processing, resizing back) and ``table`` (the
-            per-nucleus measurements).
+            per-nucleus scores and measurements).
     """
 
     nuclei: np.ndarray

@@ -199,3 +199,30 @@ class DenseFamily:
     def threshold_grid(self) -> dict[str, list[float]]:
         """Candidate values per threshold field, for the validation search."""
         return {k: list(v) for k, v in self.grid.items()}
+
+
+def modules_run(net: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, set[str]]:
+    """Forward ``x`` through ``net`` without gradients, recording which modules ran.
+
+    segmentation-models-pytorch keeps every encoder stage even when ``encoder_depth`` runs fewer;
+    the modules missing from the returned set hold weights that inference never uses.
+
+    Args:
+        net: a dense network (in the mode the caller wants, usually ``eval``).
+        x: ``(B, 3, H, W)`` float32 input on the network's device.
+
+    Returns:
+        The output and the names (as in ``net.named_modules()``) of the modules that ran.
+    """
+    called: set[str] = set()
+    hooks = [
+        module.register_forward_hook(lambda *_, name=name: called.add(name))
+        for name, module in net.named_modules()
+    ]
+    try:
+        with torch.no_grad():
+            out = net(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return out, called

@@ -255,6 +255,7 @@ def drop_unused_weights(ckpt: dict[str, Any], size: int = 64) -> dict[str, Any]:
     Raises:
         ValueError: the pruned network's output differs (the weights are then all needed).
     """
+    from segmentation.models.dense import modules_run
     from segmentation.models.registry import get_family
 
     family = get_family(ckpt["family"])
@@ -267,15 +268,7 @@ def drop_unused_weights(ckpt: dict[str, Any], size: int = 64) -> dict[str, Any]:
         config = family.inference_config(member["config"])
         net = family.build(config).eval()
         net.load_state_dict(member["state_dict"])
-        called: set[str] = set()
-        hooks = [
-            module.register_forward_hook(lambda *_, name=name, seen=called: seen.add(name))
-            for name, module in net.named_modules()
-        ]
-        with torch.no_grad():
-            expected = net(x)
-        for hook in hooks:
-            hook.remove()
+        expected, called = modules_run(net, x)
         unused = [k for k in member["state_dict"] if k.rpartition(".")[0] not in called]
         if not unused:
             continue
