@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint format demo clean
+.PHONY: install test lint format demo clean device-kit
 
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -24,6 +24,10 @@ lint: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/segmentation demo --output demo_output
+
+# What a lent GPU machine needs (compact data + wheels), in .kit/; prints its size.
+device-kit: $(STAMP)
+	$(PY) scripts/device_kit.py
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache

@@ -129,3 +129,30 @@ def test_pack_subcommand_refuses_an_unknown_layout(tmp_path):
     args = _parse(["pack", str(tmp_path / "loose"), "-o", str(tmp_path / "f.npz")])
     with pytest.raises(ValueError, match="--labels"):
         args.func(args)
+
+
+def test_webp_codec_is_compact_normalised_and_keeps_labels_and_colour_order(tmp_path):
+    from segmentation.datasets.normalize import CLIP_HIGH, CLIP_LOW, normalize_image
+    from segmentation.datasets.synthetic import synthetic_nuclei
+
+    fluo = synthetic_nuclei((96, 128), 12, seed=1)
+    fluo16 = Sample("fluo16", fluo.image.astype(np.uint16) * 16, fluo.labels)  # 12-bit range
+    histo = synthetic_nuclei((96, 96), 10, seed=2, modality="histology")
+    red = np.zeros((40, 40, 3), np.uint8)  # smooth red-to-orange ramp
+    red[..., 0] = 220
+    red[..., 1] = np.linspace(0, 120, 40, dtype=np.uint8)[None, :]
+    red[..., 2] = 20
+    samples = [fluo16, histo, Sample("red", red, np.zeros((40, 40), np.int32))]
+    lossless = pack_samples(samples, tmp_path / "png.npz")
+    compact = pack_samples(samples, tmp_path / "webp.npz", codec="webp")
+    assert compact.stat().st_size < lossless.stat().st_size / 2
+    for a, b in zip(samples, load_packed(compact), strict=True):
+        assert b.image.dtype == np.uint8 and b.image.shape[:2] == a.image.shape[:2]
+        np.testing.assert_array_equal(b.labels, a.labels)  # labels stay lossless
+        # normalising the stored image gives back the original's normalised values, closely
+        error = np.abs(normalize_image(b.image) - normalize_image(a.image))
+        assert error.mean() < 0.02 * (CLIP_HIGH - CLIP_LOW)
+    red_back = load_packed(compact)[2].image
+    assert red_back[..., 0].mean() > red_back[..., 2].mean() + 100  # R and B not swapped
+    with pytest.raises(ValueError, match="codec"):
+        pack_samples(samples, tmp_path / "x.npz", codec="jpeg")

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     if not source.is_dir():
         raise FileNotFoundError(f"no such folder: {source}")
     samples, overlaps = _load(source, args.labels, args.label_suffix, not args.quiet)
-    path = pack_samples(samples, args.output)
+    path = pack_samples(samples, args.output, codec=args.codec)
     n_nuclei = sum(int(s.labels.max()) for s in samples if s.labels is not None and s.labels.size)
     print(
         f"packed {len(samples)} images ({n_nuclei} labelled objects) into {path} "
@@ -71,6 +71,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--labels", type=Path, default=None, help="label folder (folder layout)")
     parser.add_argument(
         "--label-suffix", default="", help='suffix of label file stems, e.g. "_masks" (Cellpose)'
+    )
+    parser.add_argument(
+        "--codec",
+        choices=("png", "webp"),
+        default="png",
+        help="png: lossless (default); webp: normalised 8-bit lossy WebP, ~5x smaller (device kit)",
     )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)

@@ -44,6 +44,16 @@ class DataConfig:
         workers: data-loader worker processes.
         max_images: use only the first N images (after sorting by name); None for all.
         synthetic_images: number of images when ``root`` is ``"synthetic"``.
+        extra_train: more annotated data sets used for training only, never split into
+            validation or test (packed ``.npz`` files, DSB2018 folders, or folders holding
+            ``images/`` and ``labels/``), e.g. BBBC039 beside DSB2018.
+        pipeline: ``loader`` (a DataLoader of :class:`CropDataset` crops, targets computed per crop
+            on the CPU) or ``tensor`` (targets computed once per image, crops cut and augmented in
+            batches on the training device: :mod:`segmentation.training.tensor_crops`; U-Net family).
+        type_balance: (``tensor`` pipeline) images drawn with weight ``n_type ** -type_balance``:
+            0 = every image alike, 1 = every image type alike.
+        aug_grayscale: (``tensor`` pipeline) probability of turning a colour crop gray.
+        aug_stain: (``tensor`` pipeline) half-width of the per-channel gain jitter of colour crops.
     """
 
     root: str = "sample"
@@ -56,6 +66,11 @@ class DataConfig:
     workers: int = 2
     max_images: int | None = None
     synthetic_images: int = 16
+    extra_train: list[str] = field(default_factory=list)
+    pipeline: str = "loader"
+    type_balance: float = 0.0
+    aug_grayscale: float = 0.0
+    aug_stain: float = 0.0
 
 
 @dataclass
@@ -127,6 +142,7 @@ class Config:
 
 
 _CHOICES = {
+    "data.pipeline": ("loader", "tensor"),
     "train.optimizer": ("adamw", "sgd"),
     "train.schedule": ("cosine", "step", "constant"),
 }
@@ -155,6 +171,11 @@ def _check_type(key: str, value: Any, annotation: Any) -> Any:
             return float(value)
         except ValueError:
             pass
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {type(value).__name__} {value!r}")
+        (item,) = typing.get_args(annotation)
+        return [_check_type(f"{key}[{i}]", v, item) for i, v in enumerate(value)]
     if annotation is int and isinstance(value, int) and not isinstance(value, bool):
         return value
     if annotation in (str, bool) and type(value) is annotation:
@@ -211,6 +232,16 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
         data=parse_section(DataConfig, raw.get("data"), "data"),
         train=parse_section(TrainConfig, raw.get("train"), "train"),
     )
+    for key in ("type_balance", "aug_grayscale"):
+        if not 0.0 <= getattr(config.data, key) <= 1.0:
+            raise ConfigError(f"data.{key} must lie in [0, 1], got {getattr(config.data, key)}")
+    if not 0.0 <= config.data.aug_stain < 1.0:
+        raise ConfigError(f"data.aug_stain must lie in [0, 1), got {config.data.aug_stain}")
+    if config.data.pipeline == "tensor" and config.family != "unet":
+        raise ConfigError(
+            f"data.pipeline tensor needs targets that are plain maps (family unet), not "
+            f"{config.family!r}; use data.pipeline loader"
+        )
     if config.data.crop_size % 32:
         raise ConfigError(f"data.crop_size must be a multiple of 32, got {config.data.crop_size}")
     if not 0.0 <= config.data.val_fraction < 1.0:
@@ -246,11 +277,10 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 def resolve_data_path(config: Config, config_dir: Path | None = None) -> Config:
     """Check that ``data.root`` (and ``data.labels``) exist; relative paths are tried from the
     working directory, then from ``config_dir``. Returns the config with absolute paths."""
-    if config.data.root in ("sample", "synthetic"):
-        return config
-    for key in ("root", "labels"):
-        value = getattr(config.data, key)
-        if value is None:
+    paths = [("root", config.data.root), ("labels", config.data.labels)]
+    paths += [(f"extra_train[{i}]", p) for i, p in enumerate(config.data.extra_train)]
+    for key, value in paths:
+        if value is None or value in ("sample", "synthetic"):
             continue
         candidates = [Path(value).expanduser()]
         if config_dir is not None and not Path(value).is_absolute():
@@ -261,7 +291,10 @@ def resolve_data_path(config: Config, config_dir: Path | None = None) -> Config:
                 f"data.{key}: path {value!r} does not exist (tried {', '.join(map(str, candidates))}); "
                 f"point it at a DSB2018 stage1_train folder, a packed .npz cache, or use 'sample'"
             )
-        setattr(config.data, key, str(found.resolve()))
+        if key.startswith("extra_train"):
+            config.data.extra_train[int(key[12:-1])] = str(found.resolve())
+        else:
+            setattr(config.data, key, str(found.resolve()))
     return config
 
 

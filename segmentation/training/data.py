@@ -56,6 +56,25 @@ def load_samples(data: DataConfig) -> list[Sample]:
     return samples
 
 
+def load_extra_samples(data: DataConfig) -> list[Sample]:
+    """The annotated images of every ``data.extra_train`` data set (training only), in order.
+
+    Each entry is a packed ``.npz``, a DSB2018 Kaggle-layout folder, ``"sample"``, or a folder
+    holding ``images/`` and ``labels/`` (label files named like the images).
+    """
+    from dataclasses import replace
+
+    extra: list[Sample] = []
+    for root in data.extra_train:
+        path = Path(root)
+        labels = None
+        if path.is_dir() and (path / "images").is_dir() and (path / "labels").is_dir():
+            path, labels = path / "images", str(path / "labels")
+        sub = replace(data, root=str(path), labels=labels, max_images=None, extra_train=[])
+        extra.extend(load_samples(sub))
+    return extra
+
+
 def split_samples(samples: list[Sample], data: DataConfig) -> tuple[list[Sample], list[Sample]]:
     """Deterministic train/validation split, stratified by image type (the test split, when
     ``data.test_fraction > 0``, is left out of both; see :func:`split_three`).

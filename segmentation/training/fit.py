@@ -28,8 +28,15 @@ from segmentation.models.registry import get_family
 from segmentation.training import distributed
 from segmentation.training.checkpoint import atomic_save, make_checkpoint, read_checkpoint
 from segmentation.training.config import Config
-from segmentation.training.data import load_samples, make_loader, prepared_images, split_samples
+from segmentation.training.data import (
+    load_extra_samples,
+    load_samples,
+    make_loader,
+    prepared_images,
+    split_samples,
+)
 from segmentation.training.engine import predict_validation, score_raw, train_one_epoch
+from segmentation.training.tensor_crops import Photometric, TensorCrops
 from segmentation.training.tuning import tune_thresholds
 
 EpochCallback = Callable[[dict[str, Any]], None]
@@ -164,14 +171,25 @@ def fit_member(
     model = family.build(member_config).to(device)
     if t.channels_last and device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    dataset = CropDataset(
-        train_samples,
-        d.crop_size,
-        family.encode_targets,
-        augment=True,
-        seed=seed,
-        length=d.samples_per_epoch,
-    )
+    if d.pipeline == "tensor":
+        dataset = TensorCrops(
+            train_samples,
+            family.encode_targets,
+            d.crop_size,
+            device,
+            type_balance=d.type_balance,
+            photometric=Photometric(grayscale=d.aug_grayscale, stain=d.aug_stain),
+            seed=seed + 7919 * info.rank,
+        )
+    else:
+        dataset = CropDataset(
+            train_samples,
+            d.crop_size,
+            family.encode_targets,
+            augment=True,
+            seed=seed,
+            length=d.samples_per_epoch,
+        )
     steps_per_epoch = max(1, d.samples_per_epoch // (t.batch_size * info.world_size))
     optimizer = build_optimizer(model, config)
     scheduler = build_scheduler(optimizer, config, steps_per_epoch)
@@ -199,16 +217,20 @@ def fit_member(
     started = time.perf_counter()
     best_raws = None
     for epoch in range(start_epoch, t.epochs):
-        loader = make_loader(
-            dataset,
-            family,
-            batch_size=t.batch_size,
-            workers=d.workers,
-            epoch=epoch,
-            seed=seed,
-            rank=info.rank,
-            world_size=info.world_size,
-        )
+        if isinstance(dataset, TensorCrops):
+            dataset.set_epoch(epoch)
+            loader = dataset.epoch_batches(t.batch_size, steps_per_epoch)
+        else:
+            loader = make_loader(
+                dataset,
+                family,
+                batch_size=t.batch_size,
+                workers=d.workers,
+                epoch=epoch,
+                seed=seed,
+                rank=info.rank,
+                world_size=info.world_size,
+            )
         stats = train_one_epoch(
             family,
             train_model,
@@ -369,6 +391,7 @@ def fit(
             raise ValueError(f"family {config.family!r} does not support ensembles (model.members)")
         samples = load_samples(config.data)
         train_samples, val_samples = split_samples(samples, config.data)
+        train_samples = train_samples + load_extra_samples(config.data)
         n = len(config.members())
         indices = [config.train.member] if config.train.member is not None else list(range(n))
         trained = {}

@@ -1,0 +1,311 @@
+"""One training run on a lent GPU, measured end to end: ``python -m segmentation.training.device_run``.
+
+What ``scripts/device_run.sh`` runs on the device machine (and CI, on the CPU, with a budget of
+seconds). In order:
+
+1. ``--measure S`` seconds each: crops/s of the data pipeline alone (the recipe's: ``tensor`` crops
+   cut on the device, or the ``loader``'s CPU workers), and of the training step alone on one batch
+   already on the device (bf16 autocast and channels-last on CUDA, as the trainer runs it);
+2. trains the recipe (:func:`segmentation.training.fit.fit`) for ``--minutes`` of wall time,
+   tunes the post-processing thresholds on the validation split;
+3. scores the model on the test split (``data.test_fraction``: e.g. the held-out acquisition
+   groups of ``data.split group``), overall and per image type;
+4. writes ``<output>/<name>.pt`` (float16, unused weights dropped) and ``<output>/<name>.json``
+   (every number above, the epoch log, the GPU's peak memory, the machine) and prints a summary;
+5. ``--speed``: ``segment()`` megapixels per second of the trained model at 1024x1024 and
+   4096x4096 (synthetic nuclei).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from segmentation.training.checkpoint import (
+    atomic_save,
+    drop_unused_weights,
+    half_precision,
+    read_checkpoint,
+)
+from segmentation.training.config import Config, load_config
+
+MAX_MODEL_MIB = 16.0
+
+
+def machine() -> dict[str, Any]:
+    """The machine and library versions, for the record."""
+    info: dict[str, Any] = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu_cores": os.cpu_count(),
+        "cuda": torch.cuda.is_available(),
+    }
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        info.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1))
+    try:
+        import segmentation_models_pytorch as smp
+
+        info["smp"] = smp.__version__
+    except ImportError:
+        pass
+    return info
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _rate(step, device: torch.device, seconds: float, per_call: int) -> float:
+    """Calls of ``step()`` per second (times ``per_call`` items) over about ``seconds``, after
+    two warm-up calls."""
+    for _ in range(2):
+        step()
+    _sync(device)
+    start, calls = time.perf_counter(), 0
+    while calls < 3 or time.perf_counter() - start < seconds:
+        step()
+        calls += 1
+        if calls % 8 == 0:
+            _sync(device)
+    _sync(device)
+    return calls * per_call / (time.perf_counter() - start)
+
+
+def measure_throughput(config: Config, seconds: float) -> dict[str, float]:
+    """Crops/s of the data pipeline alone and of the training step alone (data on the device).
+
+    Returns:
+        ``loader_crops_per_s``, ``step_crops_per_s``, their ratio ``loader_over_step``, and for a
+        ``loader`` recipe the worker count.
+    """
+    from segmentation.inference import resolve_device
+    from segmentation.models.registry import get_family
+    from segmentation.training.data import load_extra_samples, load_samples, split_samples
+    from segmentation.training.engine import _to_device
+    from segmentation.training.fit import build_optimizer, seed_everything
+    from segmentation.training.tensor_crops import Photometric, TensorCrops
+
+    d, t = config.data, config.train
+    family = get_family(config.family)
+    device = resolve_device(t.device)
+    seed_everything(t.seed)
+    train, _ = split_samples(load_samples(d), d)
+    train = train + load_extra_samples(d)
+    out: dict[str, float] = {"batch_size": t.batch_size, "crop_size": d.crop_size}
+    if d.pipeline == "tensor":
+        crops = TensorCrops(
+            train,
+            family.encode_targets,
+            d.crop_size,
+            device,
+            type_balance=d.type_balance,
+            photometric=Photometric(grayscale=d.aug_grayscale, stain=d.aug_stain),
+        )
+        steps = iter(range(10**9))
+        out["loader_crops_per_s"] = _rate(
+            lambda: crops.batch(t.batch_size, next(steps)), device, seconds, t.batch_size
+        )
+        images, targets = crops.batch(t.batch_size, 0)
+    else:
+        from segmentation.datasets.torch_dataset import CropDataset
+        from segmentation.training.data import make_loader
+
+        dataset = CropDataset(train, d.crop_size, family.encode_targets, length=10**7)
+        loader = iter(
+            make_loader(
+                dataset, family, batch_size=t.batch_size, workers=d.workers, epoch=0, seed=0
+            )
+        )
+        out["loader_crops_per_s"] = _rate(lambda: next(loader), device, seconds, t.batch_size)
+        out["workers"] = d.workers
+        images, targets = next(loader)
+        images, targets = images.to(device), _to_device(targets, device)
+    model = family.build(config.members()[0]).to(device)
+    cuda = device.type == "cuda"
+    if cuda and t.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=torch.channels_last)
+    optimizer = build_optimizer(model, config)
+    model.train()
+
+    def train_step() -> None:
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and t.amp):
+            total = family.training_loss(model, images, targets)["total"]
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        optimizer.step()
+
+    out["step_crops_per_s"] = _rate(train_step, device, seconds, t.batch_size)
+    out["loader_over_step"] = out["loader_crops_per_s"] / out["step_crops_per_s"]
+    return out
+
+
+def score_split(model: Any, samples: list) -> dict[str, Any]:
+    """Competition score and F1@0.7 of ``model.segment`` on ``samples``, overall and per image
+    type (``{"all": {...}, "fluorescence": {...}, ...}``, each with its image count)."""
+    from segmentation.datasets.image_types import image_type
+    from segmentation.evaluation.dataset import evaluate_dataset
+
+    pairs = [(s, model.segment(s.image)) for s in samples]
+    groups: dict[str, list] = {"all": pairs}
+    for s, pred in pairs:
+        groups.setdefault(image_type(s.image), []).append((s, pred))
+    out = {}
+    for name, members in groups.items():
+        result = evaluate_dataset([(s.labels, p) for s, p in members])
+        out[name] = {
+            "score": round(result.mean_score, 4),
+            "f1_0.7": round(result.f1_at(0.7), 4),
+            "images": len(members),
+        }
+    return out
+
+
+def segment_speed(model: Any, sizes: tuple[int, ...] = (1024, 4096)) -> dict[str, float]:
+    """``segment()`` megapixels per second on synthetic fluorescence nuclei of each size (the
+    second of two calls)."""
+    from segmentation.datasets.synthetic import synthetic_nuclei
+
+    out = {}
+    for size in sizes:
+        sample = synthetic_nuclei((size, size), max(10, size * size // 2500), seed=0)
+        model.segment(sample.image)
+        start = time.perf_counter()
+        model.segment(sample.image)
+        out[f"segment_mp_per_s_{size}"] = round(
+            size * size / 1e6 / (time.perf_counter() - start), 2
+        )
+    return out
+
+
+def _epoch_log(run_dir: Path) -> list[dict[str, str]]:
+    rows = []
+    for path in sorted(run_dir.glob("member_*/metrics.csv")):
+        with path.open() as f:
+            rows.extend(csv.DictReader(f))
+    return rows
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Steps 1-5 of the module docstring; returns the record written to ``<name>.json``."""
+    from segmentation.inference import SegmentationModel
+    from segmentation.training.data import load_samples, split_three
+    from segmentation.training.fit import fit
+
+    out_dir = Path(args.output)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = Path(args.run_dir or f"runs/device/{args.name}")
+    overrides = [
+        *args.overrides,
+        f"train.max_minutes={args.minutes}",
+        f"train.output={run_dir}",
+        "train.progress=false",
+    ]
+    config = load_config(args.recipe, overrides)
+    record: dict[str, Any] = {
+        "name": args.name,
+        "recipe": args.recipe,
+        "overrides": args.overrides,
+        "minutes": args.minutes,
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    print(f"[{args.name}] {json.dumps(record['machine'])}", flush=True)
+    if args.measure > 0:
+        record["throughput"] = measure_throughput(config, args.measure)
+        print(f"[{args.name}] throughput {json.dumps(record['throughput'])}", flush=True)
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    started = time.perf_counter()
+    model_path = fit(config)
+    record["train_seconds"] = round(time.perf_counter() - started, 1)
+    if torch.cuda.is_available():
+        record["gpu_peak_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+    full = read_checkpoint(model_path)
+    record["validation"] = full["metrics"]
+    record["thresholds"] = full["thresholds"]
+    rows = _epoch_log(run_dir)
+    record["epochs"] = rows
+    crops = sum(int(r["crops"]) for r in rows)
+    seconds = sum(float(r["seconds"]) for r in rows)
+    record["train_crops"] = crops
+    record["train_crops_per_s"] = round(crops / max(seconds, 1e-9), 1)
+    waits = [float(r["loader_wait"]) * float(r["seconds"]) for r in rows if r.get("loader_wait")]
+    record["loader_wait_share"] = round(sum(waits) / max(seconds, 1e-9), 4)
+    half = half_precision(drop_unused_weights(full))
+    model_file = out_dir / f"{args.name}.pt"
+    atomic_save(half, model_file)
+    size_mib = model_file.stat().st_size / 2**20
+    record["model_file_mib"] = round(size_mib, 2)
+    if size_mib > MAX_MODEL_MIB:
+        raise SystemExit(f"{model_file} is {size_mib:.1f} MiB, over {MAX_MODEL_MIB} MiB")
+    model = SegmentationModel.from_checkpoint(half, config.train.device)
+    if config.data.test_fraction > 0:
+        _, _, test = split_three(load_samples(config.data), config.data)
+        record["test"] = score_split(model, test)
+    if args.speed:
+        record["speed"] = segment_speed(model)
+    (out_dir / f"{args.name}.json").write_text(json.dumps(record, indent=1, default=str))
+    print(summary(record), flush=True)
+    return record
+
+
+def summary(record: dict[str, Any]) -> str:
+    """A few lines with the run's numbers."""
+    lines = [f"== {record['name']}: {record['recipe']} {' '.join(record['overrides'])}"]
+    if "throughput" in record:
+        th = record["throughput"]
+        lines.append(
+            f"   loader {th['loader_crops_per_s']:.0f} crops/s, step {th['step_crops_per_s']:.0f} "
+            f"crops/s (loader/step {th['loader_over_step']:.2f})"
+        )
+    lines.append(
+        f"   trained {record['train_crops']} crops in {record['train_seconds']:.0f} s "
+        f"({record['train_crops_per_s']} crops/s, loader wait {record['loader_wait_share']:.1%})"
+        + (
+            f", GPU peak {record['gpu_peak_memory_gib']} GiB"
+            if "gpu_peak_memory_gib" in record
+            else ""
+        )
+    )
+    v = record["validation"]
+    lines.append(f"   validation score {v['val_score']:.4f}, F1@0.7 {v['val_f1_0.7']:.4f}")
+    for name, row in (record.get("test") or {}).items():
+        lines.append(
+            f"   test {name:<13} score {row['score']:.4f} F1@0.7 {row['f1_0.7']:.4f} "
+            f"({row['images']} images)"
+        )
+    for key, value in (record.get("speed") or {}).items():
+        lines.append(f"   {key}: {value}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line (see ``--help``) and run."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("recipe", help="YAML recipe, e.g. configs/default_unet.yaml")
+    parser.add_argument("overrides", nargs="*", help="section.key=value overrides")
+    parser.add_argument("--minutes", type=float, required=True, help="training wall time")
+    parser.add_argument("--output", required=True, help="folder for <name>.pt and <name>.json")
+    parser.add_argument("--name", default="model", help="name of the output files")
+    parser.add_argument("--run-dir", default=None, help="run folder (default runs/device/NAME)")
+    parser.add_argument("--measure", type=float, default=0.0, help="seconds per throughput test")
+    parser.add_argument("--speed", action="store_true", help="time segment() at 1024 and 4096 px")
+    args = parser.parse_intermixed_args(argv)
+    run(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
