@@ -29,6 +29,7 @@ KIT = REPO / ".kit"
 #: Packages the GPU machine lacks (with their own missing dependencies), pinned below.
 WHEELS = (
     "segmentation_models_pytorch",
+    "timm",  # the machine's own timm may predate smp's needs: carry the tested one
     "albumentations",
     "albucore",
     "pydantic",

@@ -54,6 +54,11 @@ class DataConfig:
             0 = every image alike, 1 = every image type alike.
         aug_grayscale: (``tensor`` pipeline) probability of turning a colour crop gray.
         aug_stain: (``tensor`` pipeline) half-width of the per-channel gain jitter of colour crops.
+        aug_invert_colour: (``tensor`` pipeline) probability of inverting a colour crop.
+        split: ``random`` (stratified by image type) or ``group``: the test split holds out whole
+            acquisition groups (:mod:`segmentation.datasets.groups`; needs ``test_fraction``).
+        groups: CSV table of the acquisition groups (``name,group``) for ``split: group``; None
+            computes them from the images.
     """
 
     root: str = "sample"
@@ -71,6 +76,9 @@ class DataConfig:
     type_balance: float = 0.0
     aug_grayscale: float = 0.0
     aug_stain: float = 0.0
+    aug_invert_colour: float = 0.0
+    split: str = "random"
+    groups: str | None = None
 
 
 @dataclass
@@ -143,6 +151,7 @@ class Config:
 
 _CHOICES = {
     "data.pipeline": ("loader", "tensor"),
+    "data.split": ("random", "group"),
     "train.optimizer": ("adamw", "sgd"),
     "train.schedule": ("cosine", "step", "constant"),
 }
@@ -232,7 +241,7 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
         data=parse_section(DataConfig, raw.get("data"), "data"),
         train=parse_section(TrainConfig, raw.get("train"), "train"),
     )
-    for key in ("type_balance", "aug_grayscale"):
+    for key in ("type_balance", "aug_grayscale", "aug_invert_colour"):
         if not 0.0 <= getattr(config.data, key) <= 1.0:
             raise ConfigError(f"data.{key} must lie in [0, 1], got {getattr(config.data, key)}")
     if not 0.0 <= config.data.aug_stain < 1.0:
@@ -241,6 +250,11 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
         raise ConfigError(
             f"data.pipeline tensor needs targets that are plain maps (family unet), not "
             f"{config.family!r}; use data.pipeline loader"
+        )
+    if config.data.split == "group" and config.data.test_fraction <= 0:
+        raise ConfigError(
+            "data.split group holds out whole acquisition groups as the test split: set "
+            "data.test_fraction (e.g. 0.25)"
         )
     if config.data.crop_size % 32:
         raise ConfigError(f"data.crop_size must be a multiple of 32, got {config.data.crop_size}")
@@ -278,6 +292,7 @@ def resolve_data_path(config: Config, config_dir: Path | None = None) -> Config:
     """Check that ``data.root`` (and ``data.labels``) exist; relative paths are tried from the
     working directory, then from ``config_dir``. Returns the config with absolute paths."""
     paths = [("root", config.data.root), ("labels", config.data.labels)]
+    paths += [("groups", config.data.groups)]
     paths += [(f"extra_train[{i}]", p) for i, p in enumerate(config.data.extra_train)]
     for key, value in paths:
         if value is None or value in ("sample", "synthetic"):

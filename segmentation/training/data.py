@@ -87,13 +87,19 @@ def split_samples(samples: list[Sample], data: DataConfig) -> tuple[list[Sample]
 
 
 def split_three(
-    samples: list[Sample], data: DataConfig
+    samples: list[Sample], data: DataConfig, extra: list[Sample] | None = None
 ) -> tuple[list[Sample], list[Sample], list[Sample]]:
     """Deterministic train/validation/test split, stratified by image type.
 
-    The images held out from training are those that ``val_fraction + test_fraction`` alone
-    would hold out (so a model trained with ``val_fraction=v+t`` and no test split never saw the
-    test images); they are then cut, again stratified and seeded, into validation and test.
+    ``data.split == "random"``: the images held out from training are those that
+    ``val_fraction + test_fraction`` alone would hold out (so a model trained with
+    ``val_fraction=v+t`` and no test split never saw the test images); they are then cut, again
+    stratified and seeded, into validation and test.
+
+    ``data.split == "group"``: the test split is whole acquisition groups
+    (:func:`~segmentation.datasets.groups.group_split` with ``test_fraction``; never a group that
+    ``extra`` training data belongs to), the validation split ``val_fraction`` of the remaining
+    images, stratified by image type. ``extra`` defaults to the ``data.extra_train`` samples.
 
     Returns:
         ``(train, val, test)`` lists of the input samples, each sorted by name; ``test`` is empty
@@ -101,6 +107,8 @@ def split_three(
     """
     from segmentation.datasets.split import train_val_split
 
+    if data.split == "group":
+        return _split_groups(samples, data, extra)
     held_out = data.val_fraction + data.test_fraction
     if held_out == 0 or len(samples) < 2:
         return samples, samples, []
@@ -115,6 +123,38 @@ def split_three(
             f"{len(held)} held-out image(s) cannot make both a validation and a test split; "
             "raise data.val_fraction / data.test_fraction or use more images"
         )
+    return train, val, test
+
+
+def _split_groups(
+    samples: list[Sample], data: DataConfig, extra: list[Sample] | None
+) -> tuple[list[Sample], list[Sample], list[Sample]]:
+    """The ``data.split == "group"`` case of :func:`split_three`."""
+    from segmentation.datasets.groups import acquisition_groups, group_split, read_group_table
+    from segmentation.datasets.split import train_val_split
+
+    extra = load_extra_samples(data) if extra is None else extra
+    if data.groups is not None:
+        groups = read_group_table(data.groups)
+        missing = [s.name for s in samples + extra if s.name not in groups]
+        if missing:
+            raise ValueError(
+                f"data.groups {data.groups!r} has no group for {len(missing)} image(s), e.g. "
+                f"{missing[:3]}; remake it with scripts/figure_groups.py --table, or set "
+                "data.groups null to compute the groups"
+            )
+    else:
+        groups = acquisition_groups(samples + extra)
+    keep = sorted({groups[s.name] for s in extra})
+    rest, test = group_split(samples, data.test_fraction, data.split_seed, groups, keep=keep)
+    if not test:
+        raise ValueError(
+            "data.split group held out no image: every image type has a single acquisition "
+            "group (or only groups of the extra training data); use data.split random"
+        )
+    if data.val_fraction == 0 or len(rest) < 2:
+        return rest, rest, test
+    train, val = train_val_split(rest, data.val_fraction, seed=data.split_seed)
     return train, val, test
 
 

@@ -82,26 +82,49 @@ def _rate(step, device: torch.device, seconds: float, per_call: int) -> float:
     return calls * per_call / (time.perf_counter() - start)
 
 
-def measure_throughput(config: Config, seconds: float) -> dict[str, float]:
+def _cpu_loader_rate(config: Config, train: list, workers: int, seconds: float) -> float:
+    """Crops/s of the CPU pipeline (:class:`CropDataset`, targets per crop) with ``workers``."""
+    from segmentation.datasets.torch_dataset import CropDataset
+    from segmentation.models.registry import get_family
+    from segmentation.training.data import make_loader
+
+    family, d, t = get_family(config.family), config.data, config.train
+    dataset = CropDataset(train, d.crop_size, family.encode_targets, length=10**7)
+    loader = iter(
+        make_loader(dataset, family, batch_size=t.batch_size, workers=workers, epoch=0, seed=0)
+    )
+    return _rate(lambda: next(loader), torch.device("cpu"), seconds, t.batch_size)
+
+
+def measure_throughput(
+    config: Config, seconds: float, cpu_loader_workers: int = 0
+) -> dict[str, float]:
     """Crops/s of the data pipeline alone and of the training step alone (data on the device).
 
+    Args:
+        config: the recipe (its data pipeline, crop and batch size, network).
+        seconds: time per measurement.
+        cpu_loader_workers: also time the CPU pipeline (``data.pipeline loader``) with this many
+            workers, for comparison (0: not measured).
+
     Returns:
-        ``loader_crops_per_s``, ``step_crops_per_s``, their ratio ``loader_over_step``, and for a
-        ``loader`` recipe the worker count.
+        ``loader_crops_per_s`` (the recipe's pipeline), ``step_crops_per_s``, their ratio
+        ``loader_over_step``, and ``cpu_loader_crops_per_s`` / ``cpu_loader_workers`` when asked.
     """
     from segmentation.inference import resolve_device
     from segmentation.models.registry import get_family
-    from segmentation.training.data import load_extra_samples, load_samples, split_samples
+    from segmentation.training.data import load_extra_samples, load_samples, split_three
     from segmentation.training.engine import _to_device
     from segmentation.training.fit import build_optimizer, seed_everything
-    from segmentation.training.tensor_crops import Photometric, TensorCrops
+    from segmentation.training.tensor_crops import TensorCrops, photometric
 
     d, t = config.data, config.train
     family = get_family(config.family)
     device = resolve_device(t.device)
     seed_everything(t.seed)
-    train, _ = split_samples(load_samples(d), d)
-    train = train + load_extra_samples(d)
+    extra = load_extra_samples(d)
+    train, _, _ = split_three(load_samples(d), d, extra)
+    train = train + extra
     out: dict[str, float] = {"batch_size": t.batch_size, "crop_size": d.crop_size}
     if d.pipeline == "tensor":
         crops = TensorCrops(
@@ -110,7 +133,7 @@ def measure_throughput(config: Config, seconds: float) -> dict[str, float]:
             d.crop_size,
             device,
             type_balance=d.type_balance,
-            photometric=Photometric(grayscale=d.aug_grayscale, stain=d.aug_stain),
+            photometric=photometric(d),
         )
         steps = iter(range(10**9))
         out["loader_crops_per_s"] = _rate(
@@ -118,19 +141,13 @@ def measure_throughput(config: Config, seconds: float) -> dict[str, float]:
         )
         images, targets = crops.batch(t.batch_size, 0)
     else:
-        from segmentation.datasets.torch_dataset import CropDataset
-        from segmentation.training.data import make_loader
-
-        dataset = CropDataset(train, d.crop_size, family.encode_targets, length=10**7)
-        loader = iter(
-            make_loader(
-                dataset, family, batch_size=t.batch_size, workers=d.workers, epoch=0, seed=0
-            )
-        )
-        out["loader_crops_per_s"] = _rate(lambda: next(loader), device, seconds, t.batch_size)
+        out["loader_crops_per_s"] = _cpu_loader_rate(config, train, d.workers, seconds)
         out["workers"] = d.workers
-        images, targets = next(loader)
+        images, targets = _first_batch(config, train)
         images, targets = images.to(device), _to_device(targets, device)
+    if cpu_loader_workers > 0:
+        rate = _cpu_loader_rate(config, train, cpu_loader_workers, seconds)
+        out.update(cpu_loader_crops_per_s=rate, cpu_loader_workers=cpu_loader_workers)
     model = family.build(config.members()[0]).to(device)
     cuda = device.type == "cuda"
     if cuda and t.channels_last:
@@ -149,6 +166,18 @@ def measure_throughput(config: Config, seconds: float) -> dict[str, float]:
     out["step_crops_per_s"] = _rate(train_step, device, seconds, t.batch_size)
     out["loader_over_step"] = out["loader_crops_per_s"] / out["step_crops_per_s"]
     return out
+
+
+def _first_batch(config: Config, train: list) -> tuple[torch.Tensor, Any]:
+    """One batch of the CPU pipeline (images and collated targets, on the CPU)."""
+    from segmentation.datasets.torch_dataset import CropDataset
+    from segmentation.models.registry import get_family
+    from segmentation.training.data import collate_batch
+
+    family = get_family(config.family)
+    dataset = CropDataset(train, config.data.crop_size, family.encode_targets)
+    items = [dataset[i % len(dataset)] for i in range(config.train.batch_size)]
+    return collate_batch(family)(items)
 
 
 def score_split(model: Any, samples: list) -> dict[str, Any]:
@@ -223,8 +252,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     print(f"[{args.name}] {json.dumps(record['machine'])}", flush=True)
     if args.measure > 0:
-        record["throughput"] = measure_throughput(config, args.measure)
+        record["throughput"] = measure_throughput(config, args.measure, args.cpu_loader_workers)
         print(f"[{args.name}] throughput {json.dumps(record['throughput'])}", flush=True)
+    if args.measure_only:
+        (out_dir / f"{args.name}.json").write_text(json.dumps(record, indent=1, default=str))
+        return record
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()
@@ -270,6 +302,11 @@ def summary(record: dict[str, Any]) -> str:
             f"   loader {th['loader_crops_per_s']:.0f} crops/s, step {th['step_crops_per_s']:.0f} "
             f"crops/s (loader/step {th['loader_over_step']:.2f})"
         )
+        if "cpu_loader_crops_per_s" in th:
+            lines.append(
+                f"   CPU loader ({th['cpu_loader_workers']} workers) "
+                f"{th['cpu_loader_crops_per_s']:.0f} crops/s"
+            )
     lines.append(
         f"   trained {record['train_crops']} crops in {record['train_seconds']:.0f} s "
         f"({record['train_crops_per_s']} crops/s, loader wait {record['loader_wait_share']:.1%})"
@@ -296,11 +333,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("recipe", help="YAML recipe, e.g. configs/default_unet.yaml")
     parser.add_argument("overrides", nargs="*", help="section.key=value overrides")
-    parser.add_argument("--minutes", type=float, required=True, help="training wall time")
+    parser.add_argument("--minutes", type=float, default=1.0, help="training wall time")
     parser.add_argument("--output", required=True, help="folder for <name>.pt and <name>.json")
     parser.add_argument("--name", default="model", help="name of the output files")
     parser.add_argument("--run-dir", default=None, help="run folder (default runs/device/NAME)")
     parser.add_argument("--measure", type=float, default=0.0, help="seconds per throughput test")
+    parser.add_argument(
+        "--cpu-loader-workers",
+        type=int,
+        default=0,
+        help="with --measure: also time the CPU pipeline with this many workers",
+    )
+    parser.add_argument("--measure-only", action="store_true", help="measure, write, stop")
     parser.add_argument("--speed", action="store_true", help="time segment() at 1024 and 4096 px")
     args = parser.parse_intermixed_args(argv)
     run(args)

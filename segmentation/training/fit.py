@@ -33,10 +33,10 @@ from segmentation.training.data import (
     load_samples,
     make_loader,
     prepared_images,
-    split_samples,
+    split_three,
 )
 from segmentation.training.engine import predict_validation, score_raw, train_one_epoch
-from segmentation.training.tensor_crops import Photometric, TensorCrops
+from segmentation.training.tensor_crops import TensorCrops, photometric
 from segmentation.training.tuning import tune_thresholds
 
 EpochCallback = Callable[[dict[str, Any]], None]
@@ -178,7 +178,7 @@ def fit_member(
             d.crop_size,
             device,
             type_balance=d.type_balance,
-            photometric=Photometric(grayscale=d.aug_grayscale, stain=d.aug_stain),
+            photometric=photometric(d),
             seed=seed + 7919 * info.rank,
         )
     else:
@@ -390,8 +390,9 @@ def fit(
         if len(config.members()) > 1 and not family.dense:
             raise ValueError(f"family {config.family!r} does not support ensembles (model.members)")
         samples = load_samples(config.data)
-        train_samples, val_samples = split_samples(samples, config.data)
-        train_samples = train_samples + load_extra_samples(config.data)
+        extra = load_extra_samples(config.data)
+        train_samples, val_samples, _ = split_three(samples, config.data, extra)
+        train_samples = train_samples + extra
         n = len(config.members())
         indices = [config.train.member] if config.train.member is not None else list(range(n))
         trained = {}

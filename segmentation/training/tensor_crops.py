@@ -12,7 +12,8 @@ cuts a whole batch of crops there in a few tensor operations:
   body, border and contact (not direction fields);
 * photometry, per crop, on the network's input range mapped to ``[0, 1]``: brightness and contrast,
   gamma, Gaussian blur and noise, inversion of bright-background images (``image_type``
-  brightfield), and for colour images random grayscale and a per-channel gain (stain) jitter.
+  brightfield), and for colour images random grayscale, a per-channel gain (stain) jitter and
+  inversion.
 
 Images are drawn with weights ``n_type ** -type_balance`` (``n_type``: images of the same
 :func:`~segmentation.datasets.image_types.image_type`), so ``type_balance=1`` gives each image type
@@ -49,6 +50,8 @@ class Photometric:
         blur_sigma: ``(low, high)`` Gaussian blur sigma in pixels.
         noise_std: ``(low, high)`` standard deviation of the added Gaussian noise.
         invert_bright: probability of inverting a bright-background (brightfield) image.
+        invert_colour: probability of inverting a colour (stained-tissue) image, whose
+            background is bright too.
         grayscale: probability of turning a colour image gray (its channel mean).
         stain: half-width of the per-channel gain jitter of colour images (0 switches it off).
     """
@@ -60,8 +63,17 @@ class Photometric:
     blur_sigma: tuple[float, float] = (0.3, 1.2)
     noise_std: tuple[float, float] = (0.005, 0.03)
     invert_bright: float = 0.5
+    invert_colour: float = 0.0
     grayscale: float = 0.0
     stain: float = 0.0
+
+
+def photometric(data) -> Photometric:
+    """The :class:`Photometric` augmentation a recipe's ``data`` section asks for (its ``aug_*``
+    keys; the other settings keep their defaults)."""
+    return Photometric(
+        grayscale=data.aug_grayscale, stain=data.aug_stain, invert_colour=data.aug_invert_colour
+    )
 
 
 def _as_chw_uint8(image: np.ndarray) -> np.ndarray:
@@ -283,9 +295,10 @@ class TensorCrops:
         if ph.stain > 0:
             gain = uniform(1 - ph.stain, 1 + ph.stain, n, 3)
             images = torch.where(colour, images * gain, images)
-        if ph.invert_bright > 0:
+        if ph.invert_bright > 0 or ph.invert_colour > 0:
             bright = self._bright[k][:, None, None, None]
-            images = torch.where(chance(ph.invert_bright) & bright, 1.0 - images, images)
+            invert = (chance(ph.invert_bright) & bright) | (chance(ph.invert_colour) & colour)
+            images = torch.where(invert, 1.0 - images, images)
         mean = images.mean(dim=(1, 2, 3), keepdim=True)
         contrast = uniform(1 - ph.contrast, 1 + ph.contrast)
         shift = uniform(-ph.brightness, ph.brightness)
