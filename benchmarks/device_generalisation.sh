@@ -38,10 +38,11 @@ common=(data.root="$DATA" data.split=group data.test_fraction=0.25 data.groups="
   data.pipeline=tensor data.crop_size="$CROP" data.samples_per_epoch=$((BATCH * 128))
   train.batch_size="$BATCH" train.lr=0.002 train.device="$DEVICE" train.amp=true
   train.channels_last=true train.val_every=100000)
+# every variant sets all five knobs: the recipe's own values are those of "invert"
 declare -A extra=(
-  [base]=""
-  [data]="data.extra_train=[$EXTRA] data.type_balance=0.5"
-  [colour]="data.extra_train=[$EXTRA] data.type_balance=0.5 data.aug_grayscale=0.25 data.aug_stain=0.15"
+  [base]="data.extra_train=[] data.type_balance=0 data.aug_grayscale=0 data.aug_stain=0 data.aug_invert_colour=0"
+  [data]="data.extra_train=[$EXTRA] data.type_balance=0.5 data.aug_grayscale=0 data.aug_stain=0 data.aug_invert_colour=0"
+  [colour]="data.extra_train=[$EXTRA] data.type_balance=0.5 data.aug_grayscale=0.25 data.aug_stain=0.15 data.aug_invert_colour=0"
   [invert]="data.extra_train=[$EXTRA] data.type_balance=0.5 data.aug_grayscale=0.25 data.aug_stain=0.15 data.aug_invert_colour=0.5"
 )
 
@@ -53,6 +54,7 @@ bash scripts/device_run.sh "$RECIPE" --name measure --measure "$MEASURE" --measu
 n_variants=$(echo $VARIANTS | wc -w)
 threads=$(($(nproc) / n_variants))
 for v in $VARIANTS; do
+  rm -rf "runs/device/$v" # a fresh run folder: a warm machine keeps the last call's files
   # shellcheck disable=SC2086
   OMP_NUM_THREADS=$((threads > 0 ? threads : 1)) bash scripts/device_run.sh "$RECIPE" --name "$v" --minutes "$MINUTES" --run-dir "runs/device/$v" \
     "${common[@]}" ${extra[$v]} > /dev/null 2>&1 &

@@ -1,12 +1,14 @@
-"""Score trained model files and the classical baseline on the validation split of a recipe's data.
+"""Score trained model files and the classical baseline on a split of a recipe's data.
 
-The split is the trainer's own (``data.val_fraction``/``data.split_seed``, stratified by image type),
-so the numbers are on images no model trained on. Prints a Markdown table: competition score (mean
-of per-image scores), F1 at IoU 0.5/0.7/0.9 (pooled), score per image type, and seconds per image.
+The split is the trainer's own (``data.val_fraction``/``data.split_seed``, stratified by image type;
+with ``--split group``, the held-out acquisition groups of ``--groups`` as the test split), so the
+numbers are on images no model trained on. Prints a Markdown table: competition score (mean of
+per-image scores), F1 at IoU 0.5/0.7/0.9 (pooled), score per image type, and seconds per image.
 
 Usage:
   python benchmarks/evaluate_split.py --data cache/stage1_train.npz \
       --model unet=runs/cpu/unet/model.pt --model fpn=runs/cpu/fpn/model.pt --baseline
+  python benchmarks/evaluate_split.py --split group --which test --baseline --model new=NEW.pt
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 import numpy as np
 
 from segmentation.training.config import DataConfig
-from segmentation.training.data import load_samples, split_samples
+from segmentation.training.data import load_samples, split_three
 
 
 def score_predictions(name: str, samples, predict) -> dict:
@@ -51,9 +53,24 @@ def main() -> None:
     parser.add_argument("--model", action="append", default=[], help="NAME=PATH, repeatable")
     parser.add_argument("--baseline", action="store_true", help="add the Otsu+watershed row")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--split", choices=("random", "group"), default="random")
+    parser.add_argument("--test-fraction", type=float, default=None, help="default: 0.25 (group)")
+    parser.add_argument("--groups", default="configs/groups/dsb2018_bbbc039.csv")
+    parser.add_argument("--which", choices=("val", "test"), default="val", help="split to score")
     args = parser.parse_args()
-    data = DataConfig(root=args.data, val_fraction=args.val_fraction, split_seed=args.split_seed)
-    _, val = split_samples(load_samples(data), data)
+    test_fraction = args.test_fraction
+    if test_fraction is None:
+        test_fraction = 0.25 if args.split == "group" else 0.0
+    data = DataConfig(
+        root=args.data,
+        val_fraction=args.val_fraction,
+        test_fraction=test_fraction,
+        split_seed=args.split_seed,
+        split=args.split,
+        groups=args.groups if args.split == "group" else None,
+    )
+    _, val, test = split_three(load_samples(data), data)
+    val = test if args.which == "test" else val
     rows = []
     if args.baseline:
         from segmentation.baselines import otsu_watershed
@@ -68,7 +85,7 @@ def main() -> None:
     kinds = list(rows[0]["counts"])
     head = ["model", "score", "F1@0.5", "F1@0.7", "F1@0.9"]
     head += [f"{k} ({rows[0]['counts'][k]})" for k in kinds] + ["s/image"]
-    print(f"validation split: {len(val)} images of {args.data}")
+    print(f"{args.split} split, {args.which}: {len(val)} images of {args.data}")
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for r in rows:

@@ -3,11 +3,17 @@
 Loads the trained model file, drops the weights its network never runs (encoder stages past
 ``encoder_depth``), casts the others to float16, scores BOTH precisions and the Otsu +
 watershed baseline on the validation split of the model's own recipe (same ``data.val_fraction``,
-``test_fraction`` and ``split_seed``; images read from ``--data``), and writes
+``test_fraction``, ``split`` and ``split_seed``; images read from ``--data``), and writes
 ``segmentation/weights/default_unet.pt`` with a model card (recipe, data, split, scores, training
-budget, how to retrain; see :mod:`segmentation.training.checkpoint`). Refuses to ship (exit 2)
-when float16 loses more than ``--max-loss`` (0.002) of competition score, when the file would
-exceed ``--max-mb`` (25 MB), or when the shipped model it replaces scored higher (``--force``).
+budget, how to retrain; see :mod:`segmentation.training.checkpoint`).
+
+When the recipe has a test split (``data.split group``: held-out acquisition groups), the float16
+model, the baseline and the model now shipped are also scored there, per image type, and the card
+records the three. Refuses to ship (exit 2) when float16 loses more than ``--max-loss`` (0.002)
+of competition score, when the file would exceed ``--max-mb`` (25 MB), when the shipped model it
+replaces scored higher on the same validation split, or on the held-out groups (overall or in any
+image type), or when it is more than ``--max-slowdown`` (1.5) times slower per megapixel on the CPU
+(``--force`` overrides the comparisons with the shipped model).
 
 Usage (one thread: scoring 99 validation images takes a few minutes):
   OMP_NUM_THREADS=1 python scripts/ship_default_model.py runs/default_unet/model.pt \\
@@ -70,6 +76,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--licence", default=LICENCE, help="licence of the training data")
     parser.add_argument("--max-loss", type=float, default=0.002, help="float16 score loss limit")
     parser.add_argument("--max-mb", type=float, default=25.0, help="file size limit (MB)")
+    parser.add_argument("--max-slowdown", type=float, default=1.5, help="CPU time ratio limit")
     parser.add_argument("--force", action="store_true", help="replace a better shipped model")
     return parser.parse_args(argv)
 
@@ -101,14 +108,17 @@ def training_budget(run_dir: Path) -> dict[str, Any]:
     }
 
 
-def validation_split(recipe: dict[str, Any], data_root: str) -> tuple[list, list, list]:
-    """``(all, train, val)`` samples of the recipe's split, with the images read from
-    ``data_root``."""
+def validation_split(recipe: dict[str, Any], data_root: str) -> tuple[list, list, list, list]:
+    """``(all, train, val, test)`` samples of the recipe's split, with the images read from
+    ``data_root`` (a relative ``data.groups`` table is read from the repository)."""
     from segmentation.training.data import load_samples, split_three
 
     fields = {f.name for f in dataclasses.fields(DataConfig)}
     data = DataConfig(**{k: v for k, v in recipe.get("data", {}).items() if k in fields})
     data.root = data_root
+    data.extra_train = []  # training-only data: never part of a scored split
+    if data.groups and not Path(data.groups).exists():  # trained elsewhere: this repo's table
+        data.groups = str(REPO / "configs/groups" / Path(data.groups).name)
     if data.val_fraction <= 0:
         raise ShipError(
             "the model's recipe has data.val_fraction 0: it has no held-out validation split to "
@@ -124,8 +134,8 @@ def validation_split(recipe: dict[str, Any], data_root: str) -> tuple[list, list
     if not Path(data_root).exists() and (REPO / data_root).exists():
         data.root = str(REPO / data_root)  # a path relative to the repository
     samples = load_samples(data)
-    train, val, _ = split_three(samples, data)
-    return samples, train, val
+    train, val, test = split_three(samples, data, extra=[])
+    return samples, train, val, test
 
 
 def score(samples: list, predict) -> dict[str, float]:
@@ -189,6 +199,45 @@ def check_recipe(args: argparse.Namespace, full: dict[str, Any]) -> tuple[str, l
     return name, commands
 
 
+def held_out_comparison(
+    test: list, new_model: Any, output: Path, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Score the new model, the baseline and the model now at ``output`` on the held-out groups
+    ``test``, print the table, and raise ShipError when the new one is worse than the shipped one
+    (overall or in an image type) or more than ``args.max_slowdown`` times slower, unless
+    ``args.force``. Returns the card's ``held_out_groups`` entry."""
+    from segmentation.baselines import otsu_watershed
+    from segmentation.evaluation.by_type import score_by_image_type
+
+    rows = {"float16": score_by_image_type(test, new_model.segment)}
+    rows["baseline"] = score_by_image_type(test, otsu_watershed)
+    if output.is_file():
+        previous = SegmentationModel.from_checkpoint(read_checkpoint(output), "cpu")
+        rows["previous"] = score_by_image_type(test, previous.segment)
+    kinds = list(rows["float16"])
+    print(f"held-out acquisition groups ({len(test)} images):")
+    print("| model | " + " | ".join(f"{k} ({rows['float16'][k]['images']})" for k in kinds) + " |")
+    for name, row in rows.items():
+        cells = " | ".join(f"{row[k]['score']:.4f}" for k in kinds)
+        print(f"| {name} | {cells} | {row['all']['seconds_per_megapixel']:.3f} s/MP")
+    if "previous" in rows and not args.force:
+        worse = [k for k in kinds if rows["float16"][k]["score"] < rows["previous"][k]["score"]]
+        if worse:
+            raise ShipError(
+                f"on the held-out acquisition groups the shipped model {output} scores higher in "
+                f"{worse}; add --force to replace it anyway"
+            )
+        ratio = rows["float16"]["all"]["seconds_per_megapixel"] / max(
+            rows["previous"]["all"]["seconds_per_megapixel"], 1e-9
+        )
+        if ratio > args.max_slowdown:
+            raise ShipError(
+                f"{ratio:.2f} times slower per megapixel than the shipped model on the CPU, over "
+                f"--max-slowdown {args.max_slowdown}"
+            )
+    return {"images": len(test), "test_ids": [s.name for s in test], **rows}
+
+
 def refuse_if_worse(output: Path, card: dict[str, Any]) -> None:
     """Raise when ``output`` holds a model that scored higher on the same validation images."""
     if not output.is_file():
@@ -211,7 +260,7 @@ def ship(args: argparse.Namespace) -> dict[str, Any]:
     source = Path(args.model)
     full = read_checkpoint(source)
     recipe_name, commands = check_recipe(args, full)
-    samples, train, val = validation_split(full.get("recipe") or {}, args.data)
+    samples, train, val, test = validation_split(full.get("recipe") or {}, args.data)
     half = half_precision(drop_unused_weights(full))
     check_size(half, args.max_mb)  # fail before minutes of scoring; again below with the card
     models = {
@@ -240,6 +289,8 @@ def ship(args: argparse.Namespace) -> dict[str, Any]:
             f"{validation['float32']['score']:.4f}, float16 {validation['float16']['score']:.4f}), "
             f"more than --max-loss {args.max_loss}"
         )
+    output = Path(args.output)
+    held_out = held_out_comparison(test, models["float16"], output, args) if test else None
     data = (full.get("recipe") or {}).get("data", {})
     vf, seed = data.get("val_fraction"), data.get("split_seed")
     training = {**training_budget(source.parent), "machine": args.machine}
@@ -259,9 +310,12 @@ def ship(args: argparse.Namespace) -> dict[str, Any]:
             "train_images": len(train),
             "validation_images": len(val),
             "validation_ids": [s.name for s in val],
+            "split": data.get("split", "random"),
+            "test_images": len(test),
         },
         "validation": validation,
         "baseline": baseline,
+        **({"held_out_groups": held_out} if held_out else {}),
         "parameters": parameters,
         "weights_dtype": "float16",
         "training": training,
@@ -270,7 +324,6 @@ def ship(args: argparse.Namespace) -> dict[str, Any]:
     }
     half["model_card"] = check_model_card(card, complete=True)
     size = check_size(half, args.max_mb)
-    output = Path(args.output)
     if not args.force:
         refuse_if_worse(output, card)
     atomic_save(half, output)

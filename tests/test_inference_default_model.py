@@ -192,6 +192,8 @@ def test_unused_weights_are_dropped_and_the_outputs_unchanged(small_checkpoint, 
     assert {k.split(".")[1] for k in unused} == {"layer3", "layer4"}
     assert not set(unused) & set(member["state_dict"])
     assert "unused_keys" not in small_checkpoint["members"][0]  # input untouched
+    again = drop_unused_weights(pruned)["members"][0]  # pruning a pruned model changes nothing
+    assert again["unused_keys"] == unused and set(again["state_dict"]) == set(member["state_dict"])
     image = np.random.default_rng(0).integers(0, 255, (96, 96), dtype=np.uint8)
     full = SegmentationModel.from_checkpoint(small_checkpoint, "cpu")
     small = load_model(atomic_save(pruned, tmp_path / "pruned.pt"), "cpu")
@@ -275,3 +277,41 @@ def test_ship_script_refuses_a_recipe_without_validation_split(small_checkpoint,
     assert _ship_script().main(args) == 2
     assert "val_fraction 0" in capsys.readouterr().err
     assert not (tmp_path / "out.pt").exists()
+
+
+def test_ship_script_compares_on_held_out_groups(small_checkpoint, tmp_path, monkeypatch, capsys):
+    from segmentation.datasets.sample_data import load_sample
+
+    ship = _ship_script()
+    recipe = {
+        **small_checkpoint["recipe"],
+        "data": {"val_fraction": 0.3, "test_fraction": 0.3, "split": "group", "groups": None},
+    }
+    source = atomic_save({**small_checkpoint, "recipe": recipe}, tmp_path / "run" / "model.pt")
+    out = tmp_path / "weights" / "default_unet.pt"
+    args = [str(source), "--data", "sample", "--output", str(out), "--recipe", "configs/tiny_unet.yaml"]
+    assert ship.main(args) == 0
+    card = read_checkpoint(out)["model_card"]
+    held = card["held_out_groups"]
+    assert card["split"]["split"] == "group" and held["images"] == card["split"]["test_images"] > 0
+    assert set(held) >= {"float16", "baseline", "test_ids"} and "previous" not in held
+    assert held["float16"]["all"]["images"] == held["images"]
+    assert not set(held["test_ids"]) & set(card["split"]["validation_ids"])
+    assert "held-out acquisition groups" in capsys.readouterr().out
+
+    # a shipped model that is perfect on the held-out groups: the new one is refused
+    truth = {s.image.tobytes(): s.labels for s in load_sample()}
+
+    class Perfect:
+        def segment(self, image):
+            return truth[image.tobytes()]
+
+    real = ship.SegmentationModel.from_checkpoint
+    monkeypatch.setattr(
+        ship.SegmentationModel,
+        "from_checkpoint",
+        lambda ckpt, device: Perfect() if ckpt.get("model_card") else real(ckpt, device),
+    )
+    assert ship.main(args) == 2
+    assert "scores higher" in capsys.readouterr().err
+    assert ship.main([*args, "--force"]) == 0  # --force replaces it anyway

@@ -31,6 +31,9 @@ TINY = [
     "train.amp=false",
     "train.progress=false",
     "train.tune_thresholds=false",
+    "data.split=random",  # the bundled sample is not in the recipes' group tables
+    "data.test_fraction=0",
+    "data.extra_train=[]",
 ]
 
 

@@ -133,19 +133,23 @@ def _split_groups(
     from segmentation.datasets.groups import acquisition_groups, group_split, read_group_table
     from segmentation.datasets.split import train_val_split
 
-    extra = load_extra_samples(data) if extra is None else extra
     if data.groups is not None:
         groups = read_group_table(data.groups)
-        missing = [s.name for s in samples + extra if s.name not in groups]
+        missing = [s.name for s in samples + (extra or []) if s.name not in groups]
         if missing:
             raise ValueError(
                 f"data.groups {data.groups!r} has no group for {len(missing)} image(s), e.g. "
                 f"{missing[:3]}; remake it with scripts/figure_groups.py --table, or set "
                 "data.groups null to compute the groups"
             )
+        # groups with images outside this data set (e.g. BBBC039's) are never held out, with or
+        # without extra_train: the test split is then the same for every recipe on the table
+        names = {s.name for s in samples}
+        keep = sorted({g for name, g in groups.items() if name not in names})
     else:
+        extra = load_extra_samples(data) if extra is None else extra
         groups = acquisition_groups(samples + extra)
-    keep = sorted({groups[s.name] for s in extra})
+        keep = sorted({groups[s.name] for s in extra})
     rest, test = group_split(samples, data.test_fraction, data.split_seed, groups, keep=keep)
     if not test:
         raise ValueError(

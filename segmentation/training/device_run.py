@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 
+from segmentation.evaluation.by_type import score_by_image_type
 from segmentation.training.checkpoint import (
     atomic_save,
     drop_unused_weights,
@@ -180,27 +181,6 @@ def _first_batch(config: Config, train: list) -> tuple[torch.Tensor, Any]:
     return collate_batch(family)(items)
 
 
-def score_split(model: Any, samples: list) -> dict[str, Any]:
-    """Competition score and F1@0.7 of ``model.segment`` on ``samples``, overall and per image
-    type (``{"all": {...}, "fluorescence": {...}, ...}``, each with its image count)."""
-    from segmentation.datasets.image_types import image_type
-    from segmentation.evaluation.dataset import evaluate_dataset
-
-    pairs = [(s, model.segment(s.image)) for s in samples]
-    groups: dict[str, list] = {"all": pairs}
-    for s, pred in pairs:
-        groups.setdefault(image_type(s.image), []).append((s, pred))
-    out = {}
-    for name, members in groups.items():
-        result = evaluate_dataset([(s.labels, p) for s, p in members])
-        out[name] = {
-            "score": round(result.mean_score, 4),
-            "f1_0.7": round(result.f1_at(0.7), 4),
-            "images": len(members),
-        }
-    return out
-
-
 def segment_speed(model: Any, sizes: tuple[int, ...] = (1024, 4096)) -> dict[str, float]:
     """``segment()`` megapixels per second on synthetic fluorescence nuclei of each size (the
     second of two calls)."""
@@ -285,7 +265,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     model = SegmentationModel.from_checkpoint(half, config.train.device)
     if config.data.test_fraction > 0:
         _, _, test = split_three(load_samples(config.data), config.data)
-        record["test"] = score_split(model, test)
+        record["test"] = score_by_image_type(test, model.segment)
     if args.speed:
         record["speed"] = segment_speed(model)
     (out_dir / f"{args.name}.json").write_text(json.dumps(record, indent=1, default=str))

@@ -165,11 +165,13 @@ class TensorCrops:
         self._heights = torch.tensor([h for h, _ in shapes], device=self.device)
         self._widths = torch.tensor([w for _, w in shapes], device=self.device)
         self._pads = torch.from_numpy(np.stack(pads)).to(self.device)
-        self._bright = torch.tensor(bright, device=self.device)
-        self._colour = torch.tensor(colour, device=self.device)
+        self._heights_cpu = torch.tensor([h for h, _ in shapes])
+        self._widths_cpu = torch.tensor([w for _, w in shapes])
+        self._bright_cpu = torch.tensor(bright)
+        self._colour_cpu = torch.tensor(colour)
         counts = {t: types.count(t) for t in set(types)}
         weights = np.array([counts[t] ** -float(type_balance) for t in types], dtype=np.float64)
-        self.weights = torch.from_numpy(weights / weights.sum()).to(self.device)
+        self.weights = torch.from_numpy(weights / weights.sum())  # (N,) float64, on the CPU
         self.names = [s.name for s in samples]
         self.type_counts = counts
 
@@ -178,8 +180,11 @@ class TensorCrops:
         self.epoch = int(epoch)
 
     def _generator(self, step: int) -> torch.Generator:
+        """A CPU generator for batch ``step`` of the current epoch: every per-crop decision is
+        drawn on the CPU (so drawing never waits for the GPU, and a batch is the same on any
+        device); only the noise field is drawn on the device, from a seed drawn here."""
         seed = int(np.random.SeedSequence([self.seed, self.epoch, step]).generate_state(1)[0])
-        return torch.Generator(device=self.device).manual_seed(seed)
+        return torch.Generator().manual_seed(seed)
 
     def batch(self, size: int, step: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """One batch of crops.
@@ -194,25 +199,20 @@ class TensorCrops:
         """
         g = self._generator(step)
         dev, n, s = self.device, int(size), self.crop_size
-
-        def uniform(low: float, high: float, *shape: int) -> torch.Tensor:
-            return low + (high - low) * torch.rand(*(shape or (n,)), device=dev, generator=g)
-
         k = torch.multinomial(self.weights, n, replacement=True, generator=g)
         p = self.photometric.p if self.photometric is not None else 0.5
-        zoom = torch.where(
-            torch.rand(n, device=dev, generator=g) < p,
-            torch.exp(uniform(math.log(self.scale[0]), math.log(self.scale[1]))),
-            torch.ones(n, device=dev),
+        log_zoom = torch.empty(n).uniform_(
+            math.log(self.scale[0]), math.log(self.scale[1]), generator=g
         )
-        # output offsets (u right, v down) from the crop centre -> source offsets: R (u, v) / zoom
-        quarter = torch.randint(0, 4, (n,), device=dev, generator=g)
-        flip = torch.rand(n, 2, device=dev, generator=g) < 0.5
-        cos_t = torch.tensor([1.0, 0.0, -1.0, 0.0], device=dev)[quarter]
-        sin_t = torch.tensor([0.0, 1.0, 0.0, -1.0], device=dev)[quarter]
+        zoom = torch.where(torch.rand(n, generator=g) < p, torch.exp(log_zoom), torch.ones(n))
+        # output offsets (u right, v down) from the crop centre -> source offsets: M (u, v)
+        quarter = torch.randint(0, 4, (n,), generator=g)
+        flip = torch.rand(n, 2, generator=g) < 0.5
+        cos_t = torch.tensor([1.0, 0.0, -1.0, 0.0])[quarter]
+        sin_t = torch.tensor([0.0, 1.0, 0.0, -1.0])[quarter]
         fx = torch.where(flip[:, 0], -1.0, 1.0)
         fy = torch.where(flip[:, 1], -1.0, 1.0)
-        # matrix M (n, 2, 2): source (dx, dy) = M @ (u, v); flips first, then rotation, then zoom
+        # matrix M (n, 2, 2): flips first, then rotation, then zoom
         m = (
             torch.stack(
                 [
@@ -223,26 +223,34 @@ class TensorCrops:
             )
             / zoom[:, None, None]
         )
-        heights, widths = self._heights[k].float(), self._widths[k].float()
         half = s / (2.0 * zoom)  # half the window side in source pixels
-        cy = self._centre(heights, half, g)
-        cx = self._centre(widths, half, g)
+        cy = self._centre(self._heights_cpu[k].float(), half, g)
+        cx = self._centre(self._widths_cpu[k].float(), half, g)
+        k_dev, m, cx, cy = (self._to_device(t) for t in (k, m, cx, cy))
         grid = torch.arange(s, device=dev, dtype=torch.float32) - (s - 1) / 2.0
         v, u = torch.meshgrid(grid, grid, indexing="ij")
         uv = torch.stack([u.reshape(-1), v.reshape(-1)])  # (2, S*S)
         src = m @ uv  # (n, 2, S*S)
         x = src[:, 0] + cx[:, None] - 0.5
         y = src[:, 1] + cy[:, None] - 0.5
-        images = self._bilinear(k, x, y).view(n, 3, s, s)
-        targets = self._nearest(k, x, y).view(n, self.channels, s, s)
+        images = self._bilinear(k_dev, x, y).view(n, 3, s, s)
+        targets = self._nearest(k_dev, x, y).view(n, self.channels, s, s)
         if self.photometric is not None:
             images = self._photometric(images, k, g)
         return images * _SPAN + CLIP_LOW, targets
 
-    def _centre(self, extent: torch.Tensor, half: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    def _to_device(self, t: torch.Tensor) -> torch.Tensor:
+        """A small CPU tensor on the device without waiting for the GPU: a copy from pageable
+        memory would first wait for the stream's queued work; from pinned memory it does not."""
+        if self.device.type != "cuda":
+            return t.to(self.device)
+        return t.pin_memory().to(self.device, non_blocking=True)
+
+    @staticmethod
+    def _centre(extent: torch.Tensor, half: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         """Window centre along one axis: the window inside the image where it fits, else the
         image at a random place inside the window."""
-        r = torch.rand(extent.shape, device=self.device, generator=g)
+        r = torch.rand(extent.shape, generator=g)
         low = torch.minimum(half, extent - half)
         high = torch.maximum(half, extent - half)
         return low + r * (high - low)
@@ -278,42 +286,50 @@ class TensorCrops:
     def _photometric(
         self, images: torch.Tensor, k: torch.Tensor, g: torch.Generator
     ) -> torch.Tensor:
-        """Per-crop photometric augmentation of ``(n, 3, S, S)`` images in [0, 1]."""
+        """Per-crop photometric augmentation of ``(n, 3, S, S)`` images in [0, 1]; ``k`` (the
+        crops' image indices) and ``g`` are on the CPU, where every decision is drawn."""
         ph, dev, n = self.photometric, self.device, images.shape[0]
 
+        def on_device(t: torch.Tensor) -> torch.Tensor:
+            return self._to_device(t.view(n, -1, 1, 1))
+
         def chance(prob: float) -> torch.Tensor:
-            return (torch.rand(n, device=dev, generator=g) < prob)[:, None, None, None]
+            return torch.rand(n, generator=g) < prob
 
-        def uniform(low: float, high: float, *shape: int) -> torch.Tensor:
-            draw = torch.rand(*(shape or (n,)), device=dev, generator=g)
-            return (low + (high - low) * draw).view(n, -1, 1, 1)
+        def uniform(low: float, high: float, channels: int = 1) -> torch.Tensor:
+            return on_device(low + (high - low) * torch.rand(n, channels, generator=g))
 
-        colour = self._colour[k][:, None, None, None]
+        colour = self._colour_cpu[k]
         if ph.grayscale > 0:
             gray = images.mean(dim=1, keepdim=True).expand_as(images)
-            images = torch.where(chance(ph.grayscale) & colour, gray, images)
+            images = torch.where(on_device(chance(ph.grayscale) & colour), gray, images)
         if ph.stain > 0:
-            gain = uniform(1 - ph.stain, 1 + ph.stain, n, 3)
-            images = torch.where(colour, images * gain, images)
+            gain = uniform(1 - ph.stain, 1 + ph.stain, 3)
+            images = torch.where(on_device(colour), images * gain, images)
         if ph.invert_bright > 0 or ph.invert_colour > 0:
-            bright = self._bright[k][:, None, None, None]
+            bright = self._bright_cpu[k]
             invert = (chance(ph.invert_bright) & bright) | (chance(ph.invert_colour) & colour)
-            images = torch.where(invert, 1.0 - images, images)
+            images = torch.where(on_device(invert), 1.0 - images, images)
         mean = images.mean(dim=(1, 2, 3), keepdim=True)
         contrast = uniform(1 - ph.contrast, 1 + ph.contrast)
         shift = uniform(-ph.brightness, ph.brightness)
-        images = torch.where(chance(ph.p), (images - mean) * contrast + mean + shift, images)
+        jitter = on_device(chance(ph.p))
+        images = torch.where(jitter, (images - mean) * contrast + mean + shift, images)
         gamma = uniform(*ph.gamma)
-        images = torch.where(chance(ph.p), images.clamp(0, 1) ** gamma, images)
+        images = torch.where(on_device(chance(ph.p)), images.clamp(0, 1) ** gamma, images)
         if ph.blur_sigma[1] > 0:
-            sigma = float(uniform(*ph.blur_sigma).mean())  # one sigma per batch
-            chosen = chance(ph.p / 2).view(n).nonzero().view(-1)
+            sigma = float(torch.empty(1).uniform_(*ph.blur_sigma, generator=g))  # one per batch
+            chosen = chance(ph.p / 2).nonzero().view(-1)  # on the CPU: no wait for the GPU
             if len(chosen):
+                chosen = self._to_device(chosen)
                 images = images.index_copy(0, chosen, _gaussian_blur(images[chosen], sigma))
         if ph.noise_std[1] > 0:
             std = uniform(*ph.noise_std)
-            noise = torch.randn(images.shape, device=dev, generator=g) * std
-            images = torch.where(chance(ph.p / 2), images + noise, images)
+            noisy = on_device(chance(ph.p / 2))
+            seed = int(torch.randint(0, 2**62, (1,), generator=g))
+            device_g = torch.Generator(device=dev).manual_seed(seed)
+            noise = torch.randn(images.shape, device=dev, generator=device_g) * std
+            images = torch.where(noisy, images + noise, images)
         return images.clamp(0.0, 1.0)
 
     def epoch_batches(

@@ -1,0 +1,100 @@
+"""Overlays of two models on images unlike their training data, side by side, to inspect by eye.
+
+Cases: scikit-image's immunohistochemistry image (bundled, offline; no annotation), the H&E images
+and a fluorescence image of the held-out acquisition groups of DSB2018 (annotated: their scores are
+printed), and an RGB fluorescence composite: a held-out nuclear image in blue beside a bright
+non-nuclear (cytoplasm-like) channel in red, made from the same image by dilating its nuclei into
+a textured ring, so that a model must ignore a bright channel that is not nuclear.
+
+Usage:
+  python scripts/figure_generalisation.py --model old=OLD.pt --model new=NEW.pt \\
+      [--data cache/stage1_train.npz] [--output docs/figures/generalisation_overlays.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from scipy import ndimage as ndi  # noqa: E402
+
+from segmentation.datasets.sample_type import Sample  # noqa: E402
+from segmentation.evaluation.dataset import evaluate_dataset  # noqa: E402
+from segmentation.inference import load_model  # noqa: E402
+from segmentation.training.config import DataConfig  # noqa: E402
+from segmentation.training.data import load_samples, split_three  # noqa: E402
+from segmentation.visualize import overlay_outlines  # noqa: E402
+
+
+def rgb_fluorescence(sample: Sample, seed: int = 0) -> Sample:
+    """Blue nuclei (the sample's gray image) and a red textured cytoplasm-like channel."""
+    gray = sample.image[..., 0].astype(np.float32)
+    rng = np.random.default_rng(seed)
+    ring = ndi.grey_dilation(gray, size=(15, 15)) - gray
+    texture = ndi.gaussian_filter(rng.random(gray.shape).astype(np.float32), 2)
+    red = np.clip(ring * (0.6 + 0.8 * texture), 0, None)
+    image = np.stack([red, 0.2 * red, gray], axis=2)
+    image = (255 * image / max(float(image.max()), 1.0)).astype(np.uint8)
+    return Sample(f"{sample.name}-rgb", image, sample.labels)
+
+
+def cases(data: str) -> list[tuple[str, Sample]]:
+    """(title, sample) pairs; labels None where there is no annotation."""
+    from skimage import data as skdata
+
+    config = DataConfig(
+        root=data,
+        split="group",
+        test_fraction=0.25,
+        groups="configs/groups/dsb2018_bbbc039.csv",
+    )
+    _, _, test = split_three(load_samples(config), config, extra=[])
+    groups = {s.name: s for s in test}
+    from segmentation.datasets.groups import read_group_table
+
+    table = read_group_table(config.groups)
+    he = [s for s in test if table[s.name] in ("histology-256x320-7", "histology-256x320-6")]
+    purple = [s for s in test if table[s.name] == "histology-256x320-5"][:1]
+    fluo = [s for s in test if table[s.name] == "fluorescence-360x360-1"][:1]
+    out = [("IHC (skimage.data, no annotation)", Sample("ihc", skdata.immunohistochemistry()))]
+    out += [(f"H&E, held-out group ({s.name[:8]})", s) for s in he[:2]]
+    out += [(f"stained tissue, held-out group ({s.name[:8]})", s) for s in purple]
+    out += [(f"fluorescence, held-out group ({s.name[:8]})", s) for s in fluo]
+    out += [("RGB fluorescence composite (blue nuclei)", rgb_fluorescence(s)) for s in fluo]
+    assert all(s.name in groups or s.labels is None or s.name.endswith("-rgb") for _, s in out)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", action="append", required=True, help="NAME=PATH")
+    parser.add_argument("--data", default="cache/stage1_train.npz")
+    parser.add_argument("--output", default="docs/figures/generalisation_overlays.png")
+    args = parser.parse_args()
+    models = [(name, load_model(path, "cpu")) for name, path in (m.split("=", 1) for m in args.model)]
+    rows = cases(args.data)
+    fig, axes = plt.subplots(len(rows), len(models), figsize=(4.2 * len(models), 3.6 * len(rows)))
+    axes = np.atleast_2d(axes)
+    for r, (title, sample) in enumerate(rows):
+        for c, (name, model) in enumerate(models):
+            labels = model.segment(sample.image)
+            text = f"{name}: {int(labels.max())} nuclei"
+            if sample.labels is not None:
+                score = evaluate_dataset([(sample.labels, labels)]).mean_score
+                text += f" (of {int(sample.labels.max())}), score {score:.2f}"
+            print(f"{title} | {text}")
+            ax = axes[r, c]
+            ax.imshow(overlay_outlines(sample.image, labels))
+            ax.set_title(f"{title}\n{text}", fontsize=8)
+            ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(args.output, dpi=90)
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
