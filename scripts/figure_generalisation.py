@@ -75,7 +75,9 @@ def main() -> None:
     parser.add_argument("--data", default="cache/stage1_train.npz")
     parser.add_argument("--output", default="docs/figures/generalisation_overlays.png")
     args = parser.parse_args()
-    models = [(name, load_model(path, "cpu")) for name, path in (m.split("=", 1) for m in args.model)]
+    models = [
+        (name, load_model(path, "cpu")) for name, path in (m.split("=", 1) for m in args.model)
+    ]
     rows = cases(args.data)
     fig, axes = plt.subplots(len(rows), len(models), figsize=(4.2 * len(models), 3.6 * len(rows)))
     axes = np.atleast_2d(axes)

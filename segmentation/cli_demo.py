@@ -40,8 +40,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def _split_of_samples(card: dict) -> dict[str, str]:
-    """Sample name -> ``"val"`` when its DSB image is in the model card's validation split, else
-    ``"train"`` (``"not val"`` when the recipe also held out a test split); ``{}`` if unknown."""
+    """Sample name -> ``"val"`` when its DSB image is in the model card's validation split,
+    ``"test"`` when in its held-out acquisition groups, else ``"train"`` (``"not val"`` when the
+    recipe held out a test split the card does not list); ``{}`` if unknown."""
     from segmentation.datasets.sample_data import sample_dir
 
     split = card.get("split") or {}
@@ -50,9 +51,14 @@ def _split_of_samples(card: dict) -> dict[str, str]:
     if not ids or not manifest.is_file():
         return {}
     ids = set(ids)
-    other = "not val" if split.get("test_fraction") else "train"
+    test = set((card.get("held_out_groups") or {}).get("test_ids") or [])
+    other = "not val" if split.get("test_fraction") and not test else "train"
+
+    def where(dsb_id: str) -> str:
+        return "val" if dsb_id in ids else ("test" if dsb_id in test else other)
+
     with manifest.open(newline="") as f:
-        return {row["name"]: "val" if row["dsb_id"] in ids else other for row in csv.DictReader(f)}
+        return {row["name"]: where(row["dsb_id"]) for row in csv.DictReader(f)}
 
 
 def _load(args: argparse.Namespace, out: Path):
@@ -114,9 +120,11 @@ def run(args: argparse.Namespace) -> int:
     )
     if splits:
         n_val = sum(splits.get(s.name) == "val" for s in samples)
+        n_test = sum(splits.get(s.name) == "test" for s in samples)
+        held = f" and {n_test} in its held-out acquisition groups" if n_test else ""
         print(
-            f"split: {n_val} of {len(samples)} sample images are in the model's validation split; "
-            "it trained on the others (the model card's validation score is the fair number)"
+            f"split: {n_val} of {len(samples)} sample images are in the model's validation split"
+            f"{held}; it trained on the others (the model card's scores are the fair numbers)"
         )
     print(f"segmented {len(samples)} images in {seconds:.1f} s; overlays written to {out}/")
     return 0

@@ -84,7 +84,11 @@ def test_group_table_round_trip_and_errors(tmp_path):
 def test_stored_table_covers_dsb2018_and_bbbc039():
     groups = read_group_table(REPO / "configs/groups/dsb2018_bbbc039.csv")
     assert len(groups) == 664 + 157
-    assert {g.split("-")[0] for g in groups.values()} == {"fluorescence", "histology", "brightfield"}
+    assert {g.split("-")[0] for g in groups.values()} == {
+        "fluorescence",
+        "histology",
+        "brightfield",
+    }
 
 
 def test_group_split_in_the_recipe(tmp_path):

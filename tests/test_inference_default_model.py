@@ -289,7 +289,15 @@ def test_ship_script_compares_on_held_out_groups(small_checkpoint, tmp_path, mon
     }
     source = atomic_save({**small_checkpoint, "recipe": recipe}, tmp_path / "run" / "model.pt")
     out = tmp_path / "weights" / "default_unet.pt"
-    args = [str(source), "--data", "sample", "--output", str(out), "--recipe", "configs/tiny_unet.yaml"]
+    args = [
+        str(source),
+        "--data",
+        "sample",
+        "--output",
+        str(out),
+        "--recipe",
+        "configs/tiny_unet.yaml",
+    ]
     assert ship.main(args) == 0
     card = read_checkpoint(out)["model_card"]
     held = card["held_out_groups"]

@@ -72,7 +72,8 @@ def model_card_summary(card: dict[str, Any]) -> str:
 
     Returns:
         e.g. ``"default_unet (configs/default_unet.yaml): validation score 0.561, F1@0.7 0.741 on
-        99 DSB2018 images (Otsu + watershed: 0.470, 0.612)"``; ``"no model card"`` for ``{}``.
+        99 DSB2018 images (Otsu + watershed: 0.470, 0.612)"``, followed by the held-out
+        acquisition groups' scores when the card has them; ``"no model card"`` for ``{}``.
     """
     if not card:
         return "no model card"
@@ -91,4 +92,12 @@ def model_card_summary(card: dict[str, Any]) -> str:
         if "score" in baseline:
             name = baseline.get("name", "baseline")
             text += f" ({name}: {baseline['score']:.3f}, {baseline['f1_0.7']:.3f})"
+    held = card.get("held_out_groups") or {}
+    ours, theirs = held.get(card.get("weights_dtype", "float32")) or {}, held.get("baseline") or {}
+    if "all" in ours:
+        kinds = ", ".join(f"{k} {v['score']:.3f}" for k, v in ours.items() if k != "all")
+        text += f"; held-out acquisition groups ({held.get('images')} images): {ours['all']['score']:.3f}"
+        text += f" ({kinds})" if kinds else ""
+        if "all" in theirs:
+            text += f", Otsu {theirs['all']['score']:.3f}"
     return text
