@@ -49,7 +49,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     scale = parser.add_mutually_exclusive_group()
     scale.add_argument("--scale", type=float, default=None, help="resize factor before inference")
     scale.add_argument(
-        "--diameter", type=float, default=None, help="typical nucleus diameter in pixels"
+        "--diameter",
+        type=float,
+        default=None,
+        help="typical nucleus diameter in pixels (default: estimated from a first pass)",
+    )
+    scale.add_argument(
+        "--no-auto-diameter",
+        action="store_true",
+        help="segment at the images' own scale, without estimating the nucleus diameter",
     )
     parser.add_argument(
         "--channel", type=int, default=None, help="use this channel (from 0) as a gray image"
@@ -136,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
         channel=args.channel,
         scale=args.scale,
         diameter=args.diameter,
+        auto_diameter=not args.no_auto_diameter,
         progress=not args.no_progress and rank == 0 and len(files) > 1,
     )
     if args.model is None:

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from segmentation.datasets.synthetic import synthetic_nuclei
 from segmentation.evaluation.matching import dsb_score
-from segmentation.inference import SegmentationModel, segment
+from segmentation.inference import SegmentationModel, SegmentOptions, segment
 from segmentation.inference.reference_nets import ReferenceFpn
 from segmentation.inference.tiling import MapBlender, blend_window, tile_grid
 from segmentation.models.registry import get_family
@@ -85,8 +85,11 @@ def small_unet():
 
 def test_tiled_maps_equal_whole_maps_away_from_overlaps_and_stay_close_inside_them(small_unet):
     image = synthetic_nuclei((330, 420), 60, seed=2).image
-    _, whole = segment(image, small_unet, tile_size=448, return_details=True)
-    _, tiled = segment(image, small_unet, tile_size=160, tile_overlap=48, return_details=True)
+    fixed = SegmentOptions(auto_diameter=False)  # the same scale for both: an untrained model
+    _, whole = segment(image, small_unet, tile_size=448, options=fixed, return_details=True)
+    _, tiled = segment(
+        image, small_unet, tile_size=160, tile_overlap=48, options=fixed, return_details=True
+    )
     grid = tile_grid((330, 420), 160, 48, multiple=32)
     assert whole.tiles == 1 and tiled.tiles == len(grid) == 12  # 3 rows x 4 columns
     assert tiled.raw.shape == whole.raw.shape == (3, 330, 420)

@@ -67,14 +67,18 @@ def test_tta_averages_the_inverted_views_of_an_ordinary_network(sample):
     family = get_family("unet")
     net = family.build({"encoder": "resnet18", "encoder_depth": 3, "decoder_channels": [16, 8, 8]})
     model = SegmentationModel("unet", [net], device="cpu")
-    _, tta = segment(sample.image, model, tile_size=128, tta=True, return_details=True)
+    fixed = SegmentOptions(auto_diameter=False)  # an untrained model: keep the image's scale
+    _, tta = segment(
+        sample.image, model, tile_size=128, tta=True, options=fixed, return_details=True
+    )
     manual = []
     for view in VIEWS:
         image = np.ascontiguousarray(view.apply(np.moveaxis(sample.image, 2, 0)))
-        _, d = segment(np.moveaxis(image, 0, 2), model, tile_size=128, return_details=True)
+        view_image = np.moveaxis(image, 0, 2)
+        _, d = segment(view_image, model, tile_size=128, options=fixed, return_details=True)
         manual.append(invert_maps(view, d.raw, model.channels))
     np.testing.assert_allclose(tta.raw, np.mean(manual, axis=0), atol=1e-5)
-    _, plain = segment(sample.image, model, tile_size=128, return_details=True)
+    _, plain = segment(sample.image, model, tile_size=128, options=fixed, return_details=True)
     assert np.abs(tta.raw - plain.raw).max() > 1e-3  # a random network is not symmetric
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from segmentation.inference.details import SegmentDetails
+from segmentation.inference.diameter import rescale_diameter
 from segmentation.inference.engine import Job, Settings, finish, make_job, run_network
 from segmentation.inference.inputs import as_image_array
 from segmentation.inference.model import INPUT_MULTIPLE, SegmentationModel, load_model
@@ -127,11 +128,25 @@ def _iterate(
         jobs = [job for _, job in pending if job is not None]
         if jobs:
             run_network(model, jobs, settings)
+        redo = []  # (result, its settings at the estimated diameter, job)
         for result, job in pending:
             if job is not None:
                 out = finish(model, job, settings, details)
                 result.labels, result.details = out if details else (out, None)
-            yield result
+                if settings.options.estimates_diameter:
+                    reference = settings.options.reference_diameter
+                    diameter = rescale_diameter(result.labels, reference)
+                    if diameter is not None:
+                        again = replace(
+                            settings, options=replace(settings.options, diameter=diameter)
+                        )
+                        redo.append((result, again, make_job(model, result.image, again)))
+        if redo:  # the views and batch size are the same: one network run for all
+            run_network(model, [job for _, _, job in redo], settings)
+            for result, again, job in redo:
+                out = finish(model, job, again, details)
+                result.labels, result.details = out if details else (out, None)
+        yield from (result for result, _ in pending)
         pending.clear()
 
     bar = tqdm(total=len(items), unit="image", disable=not settings.options.progress)

@@ -43,6 +43,10 @@ class SegmentOptions:
             ``scale = reference_diameter / diameter``. Give ``scale`` or ``diameter``, not both.
         reference_diameter: nucleus diameter (pixels) the model was trained at; default
             :data:`REFERENCE_DIAMETER` (DSB2018). Set it for models trained on other data.
+        auto_diameter: with neither ``scale`` nor ``diameter`` given, estimate the nuclei's
+            diameter from a first pass and segment again at the training scale when the nuclei
+            are much smaller (or very much larger) than ``reference_diameter``
+            (:mod:`.diameter`); ``False`` keeps the image's own scale.
         tta_views: views averaged when ``segment(..., tta=True)``, names from :data:`TTA_VIEWS`
             (default all eight: four rotations, each with and without a mirror).
         decode_limit: images (after scaling) with more pixels than this are decoded in blocks of
@@ -61,6 +65,7 @@ class SegmentOptions:
     scale: float | None = None
     diameter: float | None = None
     reference_diameter: float = REFERENCE_DIAMETER
+    auto_diameter: bool = True
     tta_views: tuple[str, ...] = TTA_VIEWS
     decode_limit: int | None = DECODE_LIMIT
     decode_block: int = 2048
@@ -101,6 +106,11 @@ class SegmentOptions:
             raise ValueError(f"decode_block must be an int >= 64 pixels, got {self.decode_block!r}")
         if not 0.0 < float(self.merge_iou) <= 1.0:
             raise ValueError(f"merge_iou must lie in (0, 1], got {self.merge_iou!r}")
+
+    @property
+    def estimates_diameter(self) -> bool:
+        """Whether :func:`segment` estimates the diameter (no ``scale`` or ``diameter`` given)."""
+        return bool(self.auto_diameter) and self.scale is None and self.diameter is None
 
     @property
     def resize_factor(self) -> float:
