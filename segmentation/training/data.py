@@ -97,9 +97,11 @@ def split_three(
     stratified and seeded, into validation and test.
 
     ``data.split == "group"``: the test split is whole acquisition groups
-    (:func:`~segmentation.datasets.groups.group_split` with ``test_fraction``; never a group that
-    ``extra`` training data belongs to), the validation split ``val_fraction`` of the remaining
-    images, stratified by image type. ``extra`` defaults to the ``data.extra_train`` samples.
+    (:func:`~segmentation.datasets.groups.group_split` with ``test_fraction``), the validation
+    split ``val_fraction`` of the remaining images, stratified by image type. Never held out: with
+    a ``data.groups`` table, a group that also holds images outside ``samples`` (e.g. BBBC039's,
+    whether or not they train), else a group of the ``extra`` samples (default: the
+    ``data.extra_train`` data sets).
 
     Returns:
         ``(train, val, test)`` lists of the input samples, each sorted by name; ``test`` is empty
@@ -154,7 +156,8 @@ def _split_groups(
     if not test:
         raise ValueError(
             "data.split group held out no image: every image type has a single acquisition "
-            "group (or only groups of the extra training data); use data.split random"
+            "group, or only groups that other data share (with a group table, data.max_images "
+            "leaves most of it outside the data set); use data.split random"
         )
     if data.val_fraction == 0 or len(rest) < 2:
         return rest, rest, test

@@ -117,7 +117,7 @@ def measure_throughput(
     from segmentation.training.data import load_extra_samples, load_samples, split_three
     from segmentation.training.engine import _to_device
     from segmentation.training.fit import build_optimizer, seed_everything
-    from segmentation.training.tensor_crops import TensorCrops, photometric
+    from segmentation.training.tensor_crops import crops_from_recipe
 
     d, t = config.data, config.train
     family = get_family(config.family)
@@ -128,14 +128,7 @@ def measure_throughput(
     train = train + extra
     out: dict[str, float] = {"batch_size": t.batch_size, "crop_size": d.crop_size}
     if d.pipeline == "tensor":
-        crops = TensorCrops(
-            train,
-            family.encode_targets,
-            d.crop_size,
-            device,
-            type_balance=d.type_balance,
-            photometric=photometric(d),
-        )
+        crops = crops_from_recipe(d, family.encode_targets, train, device, seed=t.seed)
         steps = iter(range(10**9))
         out["loader_crops_per_s"] = _rate(
             lambda: crops.batch(t.batch_size, next(steps)), device, seconds, t.batch_size

@@ -36,7 +36,7 @@ from segmentation.training.data import (
     split_three,
 )
 from segmentation.training.engine import predict_validation, score_raw, train_one_epoch
-from segmentation.training.tensor_crops import TensorCrops, photometric
+from segmentation.training.tensor_crops import TensorCrops, crops_from_recipe
 from segmentation.training.tuning import tune_thresholds
 
 EpochCallback = Callable[[dict[str, Any]], None]
@@ -172,15 +172,8 @@ def fit_member(
     if t.channels_last and device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     if d.pipeline == "tensor":
-        dataset = TensorCrops(
-            train_samples,
-            family.encode_targets,
-            d.crop_size,
-            device,
-            type_balance=d.type_balance,
-            photometric=photometric(d),
-            seed=seed + 7919 * info.rank,
-        )
+        seed_rank = seed + 7919 * info.rank  # each DDP rank draws its own crops
+        dataset = crops_from_recipe(d, family.encode_targets, train_samples, device, seed_rank)
     else:
         dataset = CropDataset(
             train_samples,

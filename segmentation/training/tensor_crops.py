@@ -68,14 +68,6 @@ class Photometric:
     stain: float = 0.0
 
 
-def photometric(data) -> Photometric:
-    """The :class:`Photometric` augmentation a recipe's ``data`` section asks for (its ``aug_*``
-    keys; the other settings keep their defaults)."""
-    return Photometric(
-        grayscale=data.aug_grayscale, stain=data.aug_stain, invert_colour=data.aug_invert_colour
-    )
-
-
 def _as_chw_uint8(image: np.ndarray) -> np.ndarray:
     """Normalised ``(H, W, C)`` float32 in [CLIP_LOW, CLIP_HIGH] -> ``(3, H, W)`` uint8."""
     q = np.rint((image - CLIP_LOW) * (255.0 / _SPAN)).astype(np.uint8)
@@ -181,8 +173,9 @@ class TensorCrops:
 
     def _generator(self, step: int) -> torch.Generator:
         """A CPU generator for batch ``step`` of the current epoch: every per-crop decision is
-        drawn on the CPU (so drawing never waits for the GPU, and a batch is the same on any
-        device); only the noise field is drawn on the device, from a seed drawn here."""
+        drawn on the CPU (so drawing never waits for the GPU, and the crops and their
+        augmentation parameters are the same on any device); only the noise field is drawn on the
+        device, from a seed drawn here."""
         seed = int(np.random.SeedSequence([self.seed, self.epoch, step]).generate_state(1)[0])
         return torch.Generator().manual_seed(seed)
 
@@ -359,3 +352,22 @@ def _gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
         )
         out = sum(w * padded.narrow(dim, i, size) for i, w in enumerate(taps))
     return out
+
+
+def crops_from_recipe(
+    data, encode: Callable[[np.ndarray], np.ndarray], samples: Sequence[Sample], device, seed: int
+) -> TensorCrops:
+    """The :class:`TensorCrops` a recipe's ``data`` section asks for: its crop size,
+    ``type_balance`` and ``aug_*`` keys (the other photometric settings keep their defaults)."""
+    photometric = Photometric(
+        grayscale=data.aug_grayscale, stain=data.aug_stain, invert_colour=data.aug_invert_colour
+    )
+    return TensorCrops(
+        samples,
+        encode,
+        data.crop_size,
+        device,
+        type_balance=data.type_balance,
+        photometric=photometric,
+        seed=seed,
+    )
