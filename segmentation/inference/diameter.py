@@ -7,13 +7,13 @@ larger (above ``reference * BAND_LARGE``), segments the image again rescaled to 
 size model does with its regression). Images whose nuclei are near the training size cost a single
 pass.
 
-The rule is asymmetric because the model is (``benchmarks/bench_auto_diameter.py`` on the 77
-validation images, docs/benchmarks.md "Automatic nucleus size"): the estimate is within 2 % of the
-true median diameter at half, full and double size; enlarging small nuclei helps (at half size the
-estimate recovers 117 % of what the true diameter gains, +0.044), while shrinking large nuclei to
-the training size hurts even with the true diameter (-0.003 at double size, -0.044 at the images'
-own sizes), so large nuclei keep their scale up to :data:`BAND_LARGE` (a guard beyond the measured
-range, where nuclei outgrow the training crops).
+The rule is asymmetric because of how the model behaves (``benchmarks/bench_auto_diameter.py``
+on the 77 validation images, docs/benchmarks.md "Automatic nucleus size"): the estimate is within
+2 % of the true median diameter at half, full and double size; enlarging small nuclei helps (at
+half size the estimate recovers 117 % of what the true diameter gains, +0.044), while shrinking
+large nuclei to the training size hurts even with the true diameter (-0.003 at double size,
+-0.044 at the images' own sizes), so large nuclei keep their scale up to :data:`BAND_LARGE` (a
+guard beyond the measured range, where nuclei outgrow the training crops).
 """
 
 from __future__ import annotations
