@@ -58,7 +58,7 @@ def machine() -> dict[str, Any]:
 
         info["smp"] = smp.__version__
     except ImportError:
-        pass
+        info["smp"] = "not installed"
     return info
 
 
