@@ -62,14 +62,13 @@ done
 wait
 # 3. segment() speed of the shipped default model on this device, alone
 if [ "$SPEED" = 1 ]; then
-  site=${KIT_SITE:-/tmp/kit-site}
-  PYTHONPATH="$site:$PWD${PYTHONPATH:+:$PYTHONPATH}" "${PYTHON:-python3}" -c "
+  (source scripts/device_env.sh && "$PYTHON" -c "
 import json, sys
 from segmentation.inference import load_default_model
 from segmentation.training.device_run import segment_speed
 speed = segment_speed(load_default_model('$DEVICE'))
 json.dump(speed, open('$WORK/speed.json', 'w')); print('segment() speed', speed)
-" || echo "speed failed"
+") || echo "speed failed"
 fi
 # 4. collect
 "${PYTHON:-python3}" - "$WORK" "$OUT_FINAL" << 'PY' || true

@@ -12,23 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/device_out}
-PYTHON=${PYTHON:-python3}
 mkdir -p "$OUT"
-if ! "$PYTHON" -c "import segmentation_models_pytorch, albumentations" 2> /dev/null; then
-  if ! compgen -G ".kit/wheels/*.whl" > /dev/null; then
-    echo "segmentation-models-pytorch or albumentations is missing and .kit/wheels holds no" \
-      "wheels: run \`make device-kit\` and carry .kit" >&2
-    exit 1
-  fi
-  site=${KIT_SITE:-/tmp/kit-site}
-  if [ ! -f "$site/.installed" ]; then
-    "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-      --target "$site" .kit/wheels/*.whl
-    touch "$site/.installed"
-  fi
-  export PYTHONPATH="$site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
-fi
-export PYTHONUNBUFFERED=1
+source scripts/device_env.sh || exit 1
 name=model
 args=("$@")
 for ((i = 0; i < ${#args[@]}; i++)); do

@@ -66,7 +66,8 @@ def test_run_script_names_the_kit_when_packages_are_missing(tmp_path):
     env = {**os.environ, "OUT": str(tmp_path / "o"), "PYTHON": str(fake)}
     script = tmp_path / "repo" / "scripts"
     script.mkdir(parents=True)
-    (script / "device_run.sh").write_text((REPO / "scripts/device_run.sh").read_text())
+    for name in ("device_run.sh", "device_env.sh"):
+        (script / name).write_text((REPO / "scripts" / name).read_text())
     done = subprocess.run(
         ["bash", str(script / "device_run.sh"), "x.yaml", "--minutes", "1"],
         env=env,
