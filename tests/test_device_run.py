@@ -110,7 +110,12 @@ def test_tensor_pipeline_options_are_validated():
 def test_extra_training_data_joins_training_only(tmp_path):
     from segmentation.datasets.io import write_labels
     from segmentation.datasets.synthetic import synthetic_nuclei
-    from segmentation.training.data import load_extra_samples, load_samples, split_samples
+    from segmentation.training.data import (
+        load_extra_samples,
+        load_samples,
+        split_samples,
+        training_split,
+    )
 
     folder = tmp_path / "extra"
     (folder / "images").mkdir(parents=True)
@@ -128,3 +133,6 @@ def test_extra_training_data_joins_training_only(tmp_path):
     assert [s.name for s in extra] == ["e0", "e1"]
     assert all(s.labels is not None and s.labels.max() > 0 for s in extra)
     assert not {s.name for s in extra} & {s.name for s in train + val}
+    joined, val2, test = training_split(config.data)  # what the trainer trains on
+    assert [s.name for s in joined] == [s.name for s in train] + ["e0", "e1"]
+    assert [s.name for s in val2] == [s.name for s in val] and not test

@@ -289,14 +289,13 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 
 
 def resolve_data_path(config: Config, config_dir: Path | None = None) -> Config:
-    """Check that ``data.root`` (and ``data.labels``) exist; relative paths are tried from the
-    working directory, then from ``config_dir``. Returns the config with absolute paths."""
-    paths = [("root", config.data.root), ("labels", config.data.labels)]
-    paths += [("groups", config.data.groups)]
-    paths += [(f"extra_train[{i}]", p) for i, p in enumerate(config.data.extra_train)]
-    for key, value in paths:
+    """Check that ``data.root``, ``data.labels``, ``data.groups`` and ``data.extra_train`` exist;
+    relative paths are tried from the working directory, then from ``config_dir``. Returns the
+    config with absolute paths."""
+
+    def resolve(key: str, value: str | None) -> str | None:
         if value is None or value in ("sample", "synthetic"):
-            continue
+            return value
         candidates = [Path(value).expanduser()]
         if config_dir is not None and not Path(value).is_absolute():
             candidates.append(config_dir / value)
@@ -306,10 +305,11 @@ def resolve_data_path(config: Config, config_dir: Path | None = None) -> Config:
                 f"data.{key}: path {value!r} does not exist (tried {', '.join(map(str, candidates))}); "
                 f"point it at a DSB2018 stage1_train folder, a packed .npz cache, or use 'sample'"
             )
-        if key.startswith("extra_train"):
-            config.data.extra_train[int(key[12:-1])] = str(found.resolve())
-        else:
-            setattr(config.data, key, str(found.resolve()))
+        return str(found.resolve())
+
+    d = config.data
+    d.root, d.labels, d.groups = (resolve(k, getattr(d, k)) for k in ("root", "labels", "groups"))
+    d.extra_train = [resolve(f"extra_train[{i}]", p) for i, p in enumerate(d.extra_train)]
     return config
 
 

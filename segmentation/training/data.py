@@ -75,6 +75,18 @@ def load_extra_samples(data: DataConfig) -> list[Sample]:
     return extra
 
 
+def training_split(data: DataConfig) -> tuple[list[Sample], list[Sample], list[Sample]]:
+    """The recipe's data, read and split as the trainer uses it.
+
+    Returns:
+        ``(train, val, test)``: :func:`split_three` of :func:`load_samples`, with the
+        ``data.extra_train`` samples (:func:`load_extra_samples`) appended to ``train``.
+    """
+    extra = load_extra_samples(data)
+    train, val, test = split_three(load_samples(data), data, extra)
+    return train + extra, val, test
+
+
 def split_samples(samples: list[Sample], data: DataConfig) -> tuple[list[Sample], list[Sample]]:
     """Deterministic train/validation split, stratified by image type (the test split, when
     ``data.test_fraction > 0``, is left out of both; see :func:`split_three`).

@@ -114,7 +114,7 @@ def measure_throughput(
     """
     from segmentation.inference import resolve_device
     from segmentation.models.registry import get_family
-    from segmentation.training.data import load_extra_samples, load_samples, split_three
+    from segmentation.training.data import training_split
     from segmentation.training.engine import _to_device
     from segmentation.training.fit import build_optimizer, seed_everything
     from segmentation.training.tensor_crops import crops_from_recipe
@@ -123,9 +123,7 @@ def measure_throughput(
     family = get_family(config.family)
     device = resolve_device(t.device)
     seed_everything(t.seed)
-    extra = load_extra_samples(d)
-    train, _, _ = split_three(load_samples(d), d, extra)
-    train = train + extra
+    train, _, _ = training_split(d)
     out: dict[str, float] = {"batch_size": t.batch_size, "crop_size": d.crop_size}
     if d.pipeline == "tensor":
         crops = crops_from_recipe(d, family.encode_targets, train, device, seed=t.seed)

@@ -45,7 +45,7 @@ def train_one_epoch(
         a lower bound, since the step's kernels run asynchronously).
     """
     model.train()
-    sums: dict[str, float] = {}
+    sums: dict[str, torch.Tensor] = {}  # summed on the device
     steps = crops = 0
     start = time.perf_counter()
     use_amp = amp and device.type == "cuda"
@@ -78,7 +78,7 @@ def train_one_epoch(
             torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         optimizer.step()
         scheduler.step()
-        for name, value in losses.items():  # summed on the device: no wait for the GPU
+        for name, value in losses.items():  # no .item(): the sums never wait for the GPU
             sums[name] = sums.get(name, 0.0) + value.detach().float()
         steps += 1
         crops += images.shape[0]

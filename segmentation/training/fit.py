@@ -28,13 +28,7 @@ from segmentation.models.registry import get_family
 from segmentation.training import distributed
 from segmentation.training.checkpoint import atomic_save, make_checkpoint, read_checkpoint
 from segmentation.training.config import Config
-from segmentation.training.data import (
-    load_extra_samples,
-    load_samples,
-    make_loader,
-    prepared_images,
-    split_three,
-)
+from segmentation.training.data import make_loader, prepared_images, training_split
 from segmentation.training.engine import predict_validation, score_raw, train_one_epoch
 from segmentation.training.tensor_crops import TensorCrops, crops_from_recipe
 from segmentation.training.tuning import tune_thresholds
@@ -382,10 +376,7 @@ def fit(
     try:
         if len(config.members()) > 1 and not family.dense:
             raise ValueError(f"family {config.family!r} does not support ensembles (model.members)")
-        samples = load_samples(config.data)
-        extra = load_extra_samples(config.data)
-        train_samples, val_samples, _ = split_three(samples, config.data, extra)
-        train_samples = train_samples + extra
+        train_samples, val_samples, _ = training_split(config.data)
         n = len(config.members())
         indices = [config.train.member] if config.train.member is not None else list(range(n))
         trained = {}

@@ -164,7 +164,6 @@ class TensorCrops:
         counts = {t: types.count(t) for t in set(types)}
         weights = np.array([counts[t] ** -float(type_balance) for t in types], dtype=np.float64)
         self.weights = torch.from_numpy(weights / weights.sum())  # (N,) float64, on the CPU
-        self.names = [s.name for s in samples]
         self.type_counts = counts
 
     def set_epoch(self, epoch: int) -> None:
