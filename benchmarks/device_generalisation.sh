@@ -11,6 +11,8 @@
 #   data    + BBBC039 as extra training data, image types balanced (type_balance 0.5)
 #   colour  + random grayscale and per-channel stain jitter of colour images
 #   invert  + inversion of colour (stained tissue) images
+#   hematoxylin  invert, with stained tissue seen as its haematoxylin density (data.stained_view)
+#   <variant>_s<N>  the variant with train.seed N (a second seed tells noise from a real gain)
 # $OUT receives: <variant>.pt (float16 models), results.json (throughput, every variant's scores,
 # GPU segment() speed), logs.txt. DEVICE, DATA, EXTRA, MEASURE and VARIANTS override the defaults
 # (CI runs it on the CPU with the bundled sample and seconds of budget).
@@ -38,13 +40,22 @@ common=(data.root="$DATA" data.split=group data.test_fraction=0.25 data.groups="
   data.pipeline=tensor data.crop_size="$CROP" data.samples_per_epoch=$((BATCH * 128))
   train.batch_size="$BATCH" train.lr=0.002 train.device="$DEVICE" train.amp=true
   train.channels_last=true train.val_every=100000)
-# every variant sets all five knobs: the recipe's own values are those of "invert"
+# every variant sets all six knobs: the recipe's own values are those of "invert"
 declare -A extra=(
-  [base]="data.extra_train=[] data.type_balance=0 data.aug_grayscale=0 data.aug_stain=0 data.aug_invert_colour=0"
-  [data]="data.extra_train=[$EXTRA] data.type_balance=0.5 data.aug_grayscale=0 data.aug_stain=0 data.aug_invert_colour=0"
-  [colour]="data.extra_train=[$EXTRA] data.type_balance=0.5 data.aug_grayscale=0.25 data.aug_stain=0.15 data.aug_invert_colour=0"
-  [invert]="data.extra_train=[$EXTRA] data.type_balance=0.5 data.aug_grayscale=0.25 data.aug_stain=0.15 data.aug_invert_colour=0.5"
+  [base]="data.extra_train=[] data.type_balance=0 data.aug_grayscale=0 data.aug_stain=0 data.aug_invert_colour=0 data.stained_view=rgb"
+  [data]="data.extra_train=[$EXTRA] data.type_balance=0.5 data.aug_grayscale=0 data.aug_stain=0 data.aug_invert_colour=0 data.stained_view=rgb"
+  [colour]="data.extra_train=[$EXTRA] data.type_balance=0.5 data.aug_grayscale=0.25 data.aug_stain=0.15 data.aug_invert_colour=0 data.stained_view=rgb"
+  [invert]="data.extra_train=[$EXTRA] data.type_balance=0.5 data.aug_grayscale=0.25 data.aug_stain=0.15 data.aug_invert_colour=0.5 data.stained_view=rgb"
+  [hematoxylin]="data.extra_train=[$EXTRA] data.type_balance=0.5 data.aug_grayscale=0.25 data.aug_stain=0.15 data.aug_invert_colour=0.5 data.stained_view=hematoxylin"
 )
+for v in $VARIANTS; do # <variant>_s<N>: the same knobs, another seed
+  if [[ $v =~ ^(.+)_s([0-9]+)$ && -n ${extra[${BASH_REMATCH[1]}]:-} ]]; then
+    extra[$v]="${extra[${BASH_REMATCH[1]}]} train.seed=${BASH_REMATCH[2]}"
+  elif [[ -z ${extra[$v]:-} ]]; then
+    echo "unknown variant $v: one of ${!extra[*]}, optionally with _s<seed>" >&2
+    exit 2
+  fi
+done
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2> /dev/null
 # 1. throughput, alone on the machine (also installs the kit's wheels once)

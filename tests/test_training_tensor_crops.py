@@ -101,6 +101,24 @@ def test_colour_jitter_touches_colour_images_only():
     assert not torch.allclose(x0[is_colour], x1[is_colour])
 
 
+def test_hematoxylin_view_turns_stained_crops_gray_and_keeps_their_type():
+    samples = _samples()  # 4 fluorescence, 1 histology, 1 brightfield
+    quiet = Photometric(p=0.0, blur_sigma=(0, 0), noise_std=(0, 0), invert_bright=0.0)
+    rgb = TensorCrops(samples, encode_targets, 32, photometric=quiet, type_balance=1.0)
+    hem = TensorCrops(
+        samples, encode_targets, 32, photometric=quiet, type_balance=1.0, stained_view="hematoxylin"
+    )
+    assert hem.type_counts == rgb.type_counts  # types come from the images as given
+    images, targets = hem.batch(64)
+    k = torch.multinomial(hem.weights, 64, replacement=True, generator=hem._generator(0))
+    stained = images[k == 4]
+    assert len(stained) and torch.equal(stained[:, 0], stained[:, 2])
+    body = targets[k == 4, 0] > 0.5  # haematoxylin: nuclei bright on a dark background
+    assert stained[:, 0][body].mean() > stained[:, 0][~body].mean() + 0.5
+    rgb_images, _ = rgb.batch(64)
+    assert not torch.equal(rgb_images[k == 4][:, 0], rgb_images[k == 4][:, 2])
+
+
 def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="at least one sample"):
         TensorCrops([], encode_targets, 32)

@@ -136,6 +136,7 @@ def _obtain_model(arch: Architecture, config: BenchmarkConfig, device: torch.dev
 
 def _tune(model: Any, val: list[Sample]) -> dict[str, Any]:
     """Tune the model's thresholds on the validation split (in place); returns them."""
+    from segmentation.datasets.nuclear_view import recipe_stained_view
     from segmentation.models.base import thresholds_from_dict
     from segmentation.training.data import prepared_images
     from segmentation.training.engine import predict_validation
@@ -144,7 +145,7 @@ def _tune(model: Any, val: list[Sample]) -> dict[str, Any]:
     family = model.family
     if not family.threshold_grid():
         return model.thresholds_dict()
-    raws = predict_validation(model, prepared_images(val))
+    raws = predict_validation(model, prepared_images(val, recipe_stained_view(model.recipe)))
     tuned, _ = tune_thresholds(family, raws, val)
     model.thresholds = thresholds_from_dict(family.Thresholds, tuned)
     return tuned

@@ -47,17 +47,34 @@ def image_type(image: np.ndarray) -> str:
         image = image[:, :, None]
     if image.ndim != 3 or image.shape[2] not in (1, 3) or image.size == 0:
         raise ValueError(f"image must be (H, W) or (H, W, C) with C in {{1, 3}}, got {image.shape}")
+    spread, background = appearance(image)
+    if spread > COLOUR_SPREAD:
+        return "histology"
+    if background > BRIGHT_BACKGROUND:
+        return "brightfield"
+    return "fluorescence"
+
+
+def appearance(image: np.ndarray) -> tuple[float, float]:
+    """The two numbers of the rule: colour spread and background position.
+
+    Args:
+        image: ``(H, W, C)`` array, ``C`` in ``{1, 3}``, any real dtype (checked by the caller).
+
+    Returns:
+        ``(spread, background)``: the mean per-pixel spread between the largest and smallest
+        channel over the image's range (0 for gray images), and the position of the median
+        intensity within that range (0 = dark background, 1 = bright). ``(0.0, 0.0)`` for a
+        constant image.
+    """
     step = max(1, int(np.ceil(np.sqrt(image.shape[0] * image.shape[1] / _MAX_PIXELS))))
     pixels = image[::step, ::step].reshape(-1, image.shape[2]).astype(np.float32)
     low, high = np.percentile(pixels, [0.1, 99.9])
     value_range = float(high - low)
     if value_range <= 0:
-        return "fluorescence"
+        return 0.0, 0.0
+    spread = 0.0
     if pixels.shape[1] == 3:
         spread = float(np.mean(pixels.max(axis=1) - pixels.min(axis=1))) / value_range
-        if spread > COLOUR_SPREAD:
-            return "histology"
     median = float(np.median(pixels.mean(axis=1)))
-    if (median - low) / value_range > BRIGHT_BACKGROUND:
-        return "brightfield"
-    return "fluorescence"
+    return spread, (median - low) / value_range

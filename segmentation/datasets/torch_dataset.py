@@ -19,6 +19,7 @@ from segmentation.datasets.augment import build_augmentation, window_size
 from segmentation.datasets.image_types import image_type
 from segmentation.datasets.labels import relabel_sequential, validate_labels
 from segmentation.datasets.normalize import CLIP_HIGH, CLIP_LOW, normalize_image, to_model_input
+from segmentation.datasets.nuclear_view import nuclear_view
 from segmentation.datasets.sample_type import Sample
 
 _SPAN = CLIP_HIGH - CLIP_LOW
@@ -49,6 +50,8 @@ class CropDataset(torch.utils.data.Dataset):
         seed: base seed (see the module docstring).
         length: items per epoch (default: one per sample).
         scale: zoom range of the augmentation.
+        stained_view: how stained tissue is seen (:func:`~segmentation.datasets.nuclear_view.
+            nuclear_view`); the brightfield test for inversion uses the images as given.
 
     ``dataset[i]`` returns ``(image, targets)``: a ``(3, crop, crop)`` float32 tensor and
     ``encode``'s output.
@@ -64,6 +67,7 @@ class CropDataset(torch.utils.data.Dataset):
         seed: int = 0,
         length: int | None = None,
         scale: tuple[float, float] = (0.75, 1.33),
+        stained_view: str = "rgb",
     ) -> None:
         if not samples:
             raise ValueError("CropDataset needs at least one sample")
@@ -84,7 +88,9 @@ class CropDataset(torch.utils.data.Dataset):
         self.epoch = 0
         self.names = [s.name for s in samples]
         self._labels = [validate_labels(s.labels, s.image.shape) for s in samples]
-        self._images = [_compact(normalize_image(s.image)) for s in samples]
+        self._images = [
+            _compact(normalize_image(nuclear_view(s.image, stained_view))) for s in samples
+        ]
         self._invert = [image_type(s.image) == "brightfield" for s in samples]
         self._pad = [np.median(im, axis=(0, 1)).astype(np.float32) for im in self._images]
         self._window = window_size(self.crop_size, scale) if augment else self.crop_size

@@ -55,6 +55,10 @@ class DataConfig:
         aug_grayscale: (``tensor`` pipeline) probability of turning a colour crop gray.
         aug_stain: (``tensor`` pipeline) half-width of the per-channel gain jitter of colour crops.
         aug_invert_colour: (``tensor`` pipeline) probability of inverting a colour crop.
+        stained_view: how the network sees stained tissue (colour images on a bright
+            background): ``rgb`` as they are, or ``hematoxylin``, their haematoxylin density from
+            colour deconvolution (:mod:`segmentation.datasets.nuclear_view`). Recorded in the
+            model file; inference applies the same view.
         split: ``random`` (stratified by image type) or ``group``: the test split holds out whole
             acquisition groups (:mod:`segmentation.datasets.groups`; needs ``test_fraction``).
         groups: CSV table of the acquisition groups (``name,group``) for ``split: group``; None
@@ -77,6 +81,7 @@ class DataConfig:
     aug_grayscale: float = 0.0
     aug_stain: float = 0.0
     aug_invert_colour: float = 0.0
+    stained_view: str = "rgb"
     split: str = "random"
     groups: str | None = None
 
@@ -151,6 +156,7 @@ class Config:
 
 _CHOICES = {
     "data.pipeline": ("loader", "tensor"),
+    "data.stained_view": ("rgb", "hematoxylin"),
     "data.split": ("random", "group"),
     "train.optimizer": ("adamw", "sgd"),
     "train.schedule": ("cosine", "step", "constant"),

@@ -216,8 +216,10 @@ def make_loader(
     )
 
 
-def prepared_images(samples: list[Sample]) -> list[np.ndarray]:
-    """Normalised ``(3, H, W)`` float32 inputs of whole images (for validation)."""
+def prepared_images(samples: list[Sample], stained_view: str = "rgb") -> list[np.ndarray]:
+    """Normalised ``(3, H, W)`` float32 inputs of whole images (for validation), stained tissue
+    seen as ``stained_view`` (:func:`~segmentation.datasets.nuclear_view.nuclear_view`)."""
     from segmentation.datasets.normalize import prepare_image
+    from segmentation.datasets.nuclear_view import nuclear_view
 
-    return [prepare_image(s.image) for s in samples]
+    return [prepare_image(nuclear_view(s.image, stained_view)) for s in samples]

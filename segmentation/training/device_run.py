@@ -90,7 +90,9 @@ def _cpu_loader_rate(config: Config, train: list, workers: int, seconds: float) 
     from segmentation.training.data import make_loader
 
     family, d, t = get_family(config.family), config.data, config.train
-    dataset = CropDataset(train, d.crop_size, family.encode_targets, length=10**7)
+    dataset = CropDataset(
+        train, d.crop_size, family.encode_targets, length=10**7, stained_view=d.stained_view
+    )
     loader = iter(
         make_loader(dataset, family, batch_size=t.batch_size, workers=workers, epoch=0, seed=0)
     )
@@ -167,7 +169,9 @@ def _first_batch(config: Config, train: list) -> tuple[torch.Tensor, Any]:
     from segmentation.training.data import collate_batch
 
     family = get_family(config.family)
-    dataset = CropDataset(train, config.data.crop_size, family.encode_targets)
+    dataset = CropDataset(
+        train, config.data.crop_size, family.encode_targets, stained_view=config.data.stained_view
+    )
     items = [dataset[i % len(dataset)] for i in range(config.train.batch_size)]
     return collate_batch(family)(items)
 

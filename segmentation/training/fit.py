@@ -176,6 +176,7 @@ def fit_member(
             augment=True,
             seed=seed,
             length=d.samples_per_epoch,
+            stained_view=d.stained_view,
         )
     steps_per_epoch = max(1, d.samples_per_epoch // (t.batch_size * info.world_size))
     optimizer = build_optimizer(model, config)
@@ -199,7 +200,7 @@ def fit_member(
         train_model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=ids, find_unused_parameters=find_unused
         )
-    val_images = prepared_images(val_samples) if info.is_main else []
+    val_images = prepared_images(val_samples, d.stained_view) if info.is_main else []
     logger = _Logger(folder, info.is_main)
     started = time.perf_counter()
     best_raws = None
@@ -329,7 +330,7 @@ def assemble_ensemble(
         device,
     )
     if raws is None:
-        raws = predict_validation(predictor, prepared_images(val_samples))
+        raws = predict_validation(predictor, prepared_images(val_samples, config.data.stained_view))
     default_metrics = score_raw(family, raws, val_samples)
     if config.train.tune_thresholds and family.threshold_grid():
         thresholds, metrics = tune_thresholds(family, raws, val_samples)

@@ -34,6 +34,7 @@ import torch
 from segmentation.datasets.image_types import image_type
 from segmentation.datasets.labels import validate_labels
 from segmentation.datasets.normalize import CLIP_HIGH, CLIP_LOW, normalize_image
+from segmentation.datasets.nuclear_view import nuclear_view
 from segmentation.datasets.sample_type import Sample
 
 _SPAN = CLIP_HIGH - CLIP_LOW
@@ -87,6 +88,8 @@ class TensorCrops:
         scale: ``(low, high)`` zoom range (applied with probability ``photometric.p``).
         type_balance: exponent of the image-type weighting (module docstring), in ``[0, 1]``.
         photometric: the photometric augmentation; ``None`` switches it off.
+        stained_view: how stained tissue is seen (:func:`~segmentation.datasets.nuclear_view.
+            nuclear_view`); image types (for ``type_balance``) come from the images as given.
         seed: base seed.
 
     Memory: 3 bytes per image pixel plus ``K`` bytes (binary targets) or ``2 K`` bytes (float16
@@ -103,6 +106,7 @@ class TensorCrops:
         scale: tuple[float, float] = (0.75, 1.33),
         type_balance: float = 0.0,
         photometric: Photometric | None = None,
+        stained_view: str = "rgb",
         seed: int = 0,
     ) -> None:
         if not samples:
@@ -130,7 +134,7 @@ class TensorCrops:
                 raise ValueError(
                     f"encode must return (K, H, W) maps for {labels.shape} labels, got {maps.shape}"
                 )
-            norm = normalize_image(s.image)
+            norm = normalize_image(nuclear_view(s.image, stained_view))
             images.append(_as_chw_uint8(norm).reshape(3, -1))
             binary = bool(np.isin(maps, (0.0, 1.0)).all())
             targets.append(
@@ -368,5 +372,6 @@ def crops_from_recipe(
         device,
         type_balance=data.type_balance,
         photometric=photometric,
+        stained_view=data.stained_view,
         seed=seed,
     )
