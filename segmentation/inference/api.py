@@ -291,6 +291,7 @@ def segment(
                 raise type(err)(f"cannot segment {result.name}: {err}") from err
             results.append(pack(result))
         return results
-    array = as_image_array(image, settings.options.channel)  # errors keep their type
-    (result,) = _iterate([array], model, settings, return_details)
+    (result,) = _iterate([image], model, settings, return_details)
+    if result._exception is not None:  # one input: its error, with its own type and message
+        raise result._exception
     return pack(result)
