@@ -60,7 +60,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="segment at the images' own scale, without estimating the nucleus diameter",
     )
     parser.add_argument(
-        "--channel", type=int, default=None, help="use this channel (from 0) as a gray image"
+        "--channel",
+        type=int,
+        default=None,
+        help="use this channel (from 0) as a gray image, e.g. the nuclear stain (needed for 2 or "
+        "more than 3 channels)",
+    )
+    parser.add_argument(
+        "--channel-axis",
+        type=int,
+        default=None,
+        help="the axis holding the channels, counted as stored: 0 for a multi-page TIFF (axes "
+        "QYX) or channels-first data, -1 for channels last (default: RGB samples, or the C axis "
+        "of an ImageJ/OME TIFF)",
     )
     parser.add_argument("--no-overlay", action="store_true", help="skip the overlay PNGs")
     parser.add_argument("--no-table", action="store_true", help="skip the per-nucleus CSVs")
@@ -142,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
     files = shard(collect_inputs(args.inputs), rank, world_size)
     options = SegmentOptions(
         channel=args.channel,
+        channel_axis=args.channel_axis,
         scale=args.scale,
         diameter=args.diameter,
         auto_diameter=not args.no_auto_diameter,

@@ -121,6 +121,7 @@ def _iterate(
     from tqdm.auto import tqdm
 
     group_images = 4 * settings.batch_size
+    options = settings.options
     pending: list[tuple[SegmentResult, Job | None]] = []
     pixels = 0
 
@@ -154,7 +155,7 @@ def _iterate(
         for index, item in enumerate(items):
             result = SegmentResult(index, _name(item, index))
             try:
-                result.image = as_image_array(item, settings.options.channel)
+                result.image = as_image_array(item, options.channel, options.channel_axis)
             except _INPUT_ERRORS as err:
                 result.error, result._exception = str(err), err
                 job = None

@@ -1,6 +1,6 @@
 """Settings of :func:`~segmentation.inference.segment` beyond its keyword arguments.
 
-:class:`SegmentOptions` holds the rarely changed ones (channel choice, rescaling, TTA views, block
+:class:`SegmentOptions` holds the rarely changed ones (channel choice and axis, rescaling, TTA views, block
 decoding, instance merging); :func:`pick_tile_size` chooses a tile size from the device's memory
 when ``segment(..., tile_size=None)``.
 """
@@ -33,9 +33,18 @@ class SegmentOptions:
 
     Attributes:
         channel: ``None`` (default): gray images are replicated to the network's three input
-            channels, RGB is used as is, alpha (the 4th of 4 channels) is dropped. An int ``c``:
-            use channel ``c`` of an ``(H, W, C)`` image as a gray image (e.g. the DNA stain of a
-            multi-channel fluorescence image); any ``C`` is then accepted.
+            channels, RGB is used as is, alpha (the 4th of 4 channels last) is dropped; other
+            channel counts are an error asking for ``channel``. An int ``c``: use channel ``c``
+            (from 0) as a gray image (e.g. the DNA stain of a multi-channel fluorescence image);
+            any number of channels is then accepted.
+        channel_axis: ``None`` (default): arrays are channels last, ``(H, W, C)`` (a shape whose
+            first axis is shorter than its last, such as ``(3, 512, 512)``, is refused as
+            ambiguous), files have the channel axis their metadata names (RGB samples, an
+            ImageJ/OME ``C`` axis). An int: the axis holding the channels, like Cellpose's
+            ``channel_axis``: ``0`` for a ``(C, H, W)`` array or a multi-page TIFF (axes ``QYX``,
+            ``CYX``; counted as stored), ``-1`` for ``(H, W, C)``. Ignored for 2-D images. With
+            ``channel_axis`` and no ``channel``, 1 channel is gray, 3 are colour; other counts
+            need ``channel`` (see :func:`~segmentation.inference.inputs.as_image_array`).
         scale: resize factor applied before inference (``0.5`` halves each side); labels are
             resized back to the input's shape (nearest neighbour). Use it when the nuclei are far
             from the training size (see ``diameter``).
@@ -62,6 +71,7 @@ class SegmentOptions:
     """
 
     channel: int | None = None
+    channel_axis: int | None = None
     scale: float | None = None
     diameter: float | None = None
     reference_diameter: float = REFERENCE_DIAMETER
@@ -78,6 +88,15 @@ class SegmentOptions:
             isinstance(self.channel, bool) or not isinstance(self.channel, int) or self.channel < 0
         ):
             raise ValueError(f"channel must be None or an integer >= 0, got {self.channel!r}")
+        if self.channel_axis is not None and (
+            isinstance(self.channel_axis, bool)
+            or not isinstance(self.channel_axis, int)
+            or not -3 <= self.channel_axis <= 2
+        ):
+            raise ValueError(
+                f"channel_axis must be None or an axis of a 3-D image (0 for (C, H, W), -1 for "
+                f"(H, W, C)), got {self.channel_axis!r}"
+            )
         for name in ("scale", "diameter", "reference_diameter"):
             value = getattr(self, name)
             if value is None:
