@@ -17,7 +17,7 @@ from segmentation.inference.diameter import rescale_diameter
 from segmentation.inference.engine import Job, Settings, finish, make_job, run_network
 from segmentation.inference.inputs import as_image_array
 from segmentation.inference.model import INPUT_MULTIPLE, SegmentationModel, load_model
-from segmentation.inference.options import SegmentOptions, pick_tile_size
+from segmentation.inference.options import SegmentOptions, merge_options, pick_tile_size
 from segmentation.inference.transforms import views_from_names
 from segmentation.models.base import thresholds_from_dict
 
@@ -76,11 +76,8 @@ def _settings(
     tile_overlap: int | None,
     tta: bool,
     batch_size: int,
-    options: SegmentOptions | None,
+    options: SegmentOptions,
 ) -> Settings:
-    options = SegmentOptions() if options is None else options
-    if not isinstance(options, SegmentOptions):
-        raise TypeError(f"options must be a SegmentOptions, got {type(options).__name__}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     multiple = INPUT_MULTIPLE  # tiles start on the networks' stride grid
@@ -193,6 +190,9 @@ def segment_files(
     inputs: Sequence[ImageInput],
     model: SegmentationModel | str | os.PathLike | None = None,
     *,
+    diameter: float | None = None,
+    channel: int | None = None,
+    channel_axis: int | None = None,
     tile_size: int | None = None,
     tile_overlap: int | None = None,
     tta: bool = False,
@@ -207,6 +207,7 @@ def segment_files(
     run: its result carries the ``error`` (naming the file) and the others are still segmented.
     Arguments as for :func:`segment`; ``inputs`` is a sequence of arrays and/or file paths.
     """
+    options = merge_options(options, diameter=diameter, channel=channel, channel_axis=channel_axis)
     model = _resolve_model(model, device)
     settings = _settings(model, tile_size, tile_overlap, tta, batch_size, options)
     yield from _iterate(list(inputs), model, settings, return_details)
@@ -216,6 +217,9 @@ def segment(
     image: ImageInput | Sequence[ImageInput],
     model: SegmentationModel | str | os.PathLike | None = None,
     *,
+    diameter: float | None = None,
+    channel: int | None = None,
+    channel_axis: int | None = None,
     tile_size: int | None = None,
     tile_overlap: int | None = None,
     tta: bool = False,
@@ -228,12 +232,23 @@ def segment(
 
     Args:
         image: one image: an ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` or ``(H, W, 4)`` array
-            (uint8, uint16, any int or float; alpha dropped; gray replicated to three channels) or
-            a PNG/TIFF path (8/16-bit, gray/RGB/RGBA). Or a list of those, or a folder path.
+            (uint8, uint16, any int or float; alpha dropped; gray replicated to three channels),
+            any ``(H, W, C)`` with ``channel``, a ``(C, H, W)`` array with ``channel_axis=0``, or
+            a PNG/TIFF path (8/16-bit or float32, gray/RGB/RGBA, multi-channel or multi-page
+            TIFF). Or a list of those, or a folder path.
         model: a model file path or a loaded :class:`SegmentationModel`; ``None`` uses the
             default model that ships inside the package
             (:func:`~segmentation.inference.default.load_default_model`, loaded once per device,
             offline; its scores: ``load_default_model().model_card``).
+        diameter: typical nucleus diameter in pixels; the image is resized so that nuclei are
+            the size the model was trained at. ``None``: estimated from a first pass (see
+            :class:`~segmentation.inference.options.SegmentOptions`).
+        channel: segment this channel (from 0) as a gray image, e.g. the nuclear stain.
+        channel_axis: the axis holding the channels: ``0`` for ``(C, H, W)`` arrays and
+            multi-page TIFFs, ``-1`` for ``(H, W, C)``.
+            ``diameter``, ``channel`` and ``channel_axis`` are the fields of ``options`` of the
+            same names (:func:`~segmentation.inference.inputs.as_image_array` details the channel
+            rules); giving one here and a different value in ``options`` is an error.
         tile_size: images larger than this (pixels, a multiple of 32 for dense families) are
             predicted in overlapping tiles whose raw outputs are blended; ``None`` picks a size
             from the device's free memory (:func:`~.options.pick_tile_size`).
@@ -247,7 +262,7 @@ def segment(
         return_details: also return :class:`~segmentation.inference.details.SegmentDetails`
             (raw outputs, per-nucleus table, timings).
         options: :class:`~segmentation.inference.options.SegmentOptions` (channel choice,
-            ``scale``/``diameter`` rescaling, TTA views, block decoding, thresholds).
+            ``scale``/``diameter`` rescaling, TTA views, block decoding, thresholds, progress).
 
     Returns:
         For one image, ``(H, W)`` int32 labels (0 = background, nuclei ``1..N``; more than 65,535
@@ -256,17 +271,21 @@ def segment(
         with a warning naming each (use :func:`segment_files` to collect the errors).
 
     Raises:
-        ValueError: bad settings, or an invalid image (NaN values, a 3-D stack, an
-            empty or corrupt file; for a list, the message names the item).
+        ValueError: bad settings (a keyword that conflicts with ``options``), or an invalid
+            image (NaN values, a 3-D stack, an ambiguous shape without ``channel_axis``, several
+            channels without ``channel``, an empty or corrupt file; for a list, the message names
+            the item).
         TypeError: an input that is neither an array nor a path.
         FileNotFoundError: a missing file or folder (or a missing default model file).
 
     Example:
         >>> labels = segment("cells.tif")  # the default model  # doctest: +SKIP
         >>> labels = segment("cells.tif", model="runs/unet/model.pt")  # doctest: +SKIP
+        >>> labels = segment("stack.tif", channel_axis=0, channel=1, diameter=30)  # doctest: +SKIP
         >>> labels, details = segment(big, model=m, tile_size=1024, return_details=True)  # doctest: +SKIP
         >>> details.nuclei["area"], details.timings["network"]  # doctest: +SKIP
     """
+    options = merge_options(options, diameter=diameter, channel=channel, channel_axis=channel_axis)
     model = _resolve_model(model, device)
     settings = _settings(model, tile_size, tile_overlap, tta, batch_size, options)
 

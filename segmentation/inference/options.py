@@ -8,7 +8,7 @@ when ``segment(..., tile_size=None)``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -137,6 +137,38 @@ class SegmentOptions:
         if self.diameter is not None:
             return float(self.reference_diameter) / float(self.diameter)
         return 1.0 if self.scale is None else float(self.scale)
+
+
+def merge_options(options: SegmentOptions | None, **keywords: Any) -> SegmentOptions:
+    """``options`` with the fields given as keyword arguments of ``segment()`` filled in.
+
+    ``segment(image, diameter=30)`` is ``segment(image, options=SegmentOptions(diameter=30))``.
+    A keyword left at ``None`` changes nothing; a keyword and a different non-``None`` value of
+    the same field in ``options`` are an error (the call would be read two ways).
+
+    Args:
+        options: a :class:`SegmentOptions` or ``None`` (the defaults).
+        keywords: field names of :class:`SegmentOptions` and their values (``None``: not given).
+
+    Returns:
+        The merged :class:`SegmentOptions` (validated like any other).
+
+    Raises:
+        TypeError: ``options`` is not a :class:`SegmentOptions`.
+        ValueError: a keyword conflicts with ``options``, or the merged options are invalid.
+    """
+    options = SegmentOptions() if options is None else options
+    if not isinstance(options, SegmentOptions):
+        raise TypeError(f"options must be a SegmentOptions, got {type(options).__name__}")
+    given = {name: value for name, value in keywords.items() if value is not None}
+    for name, value in given.items():
+        current = getattr(options, name)
+        if current is not None and current != value:
+            raise ValueError(
+                f"{name}={value!r} conflicts with options.{name}={current!r}: give {name} once, "
+                f"as segment(..., {name}=...) or in SegmentOptions({name}=...)"
+            )
+    return replace(options, **given) if given else options
 
 
 def _available_cpu_bytes() -> int:

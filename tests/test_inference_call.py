@@ -1,0 +1,43 @@
+"""How segment() is called: keyword arguments, the device, the progress bar."""
+
+import numpy as np
+import pytest
+
+from segmentation.datasets.synthetic import synthetic_nuclei
+from segmentation.inference import SegmentationModel, SegmentOptions, segment, segment_files
+from segmentation.inference.reference_nets import ReferenceUnet
+
+
+@pytest.fixture(scope="module")
+def model():
+    return SegmentationModel("unet", [ReferenceUnet()], device="cpu")
+
+
+@pytest.fixture(scope="module")
+def gray():
+    return synthetic_nuclei((90, 110), 20, seed=4, radius_range=(6, 12)).image[..., 0]
+
+
+def test_diameter_channel_and_channel_axis_are_keywords(model, gray):
+    chw = np.stack([np.zeros_like(gray), gray])
+    as_options = SegmentOptions(diameter=30, channel=1, channel_axis=0)
+    expected = segment(chw, model, options=as_options)
+    assert expected.shape == gray.shape and expected.max() > 3
+    np.testing.assert_array_equal(
+        segment(chw, model, diameter=30, channel=1, channel_axis=0), expected
+    )
+    mixed = segment(chw, model, diameter=30, options=SegmentOptions(channel=1, channel_axis=0))
+    np.testing.assert_array_equal(mixed, expected)
+    (result,) = segment_files([chw], model, diameter=30, channel=1, channel_axis=0)
+    np.testing.assert_array_equal(result.labels, expected)
+    same = segment(chw, model, channel=1, options=as_options)  # the same value twice is fine
+    np.testing.assert_array_equal(same, expected)
+
+
+def test_a_keyword_that_conflicts_with_options_is_an_error(model, gray):
+    with pytest.raises(ValueError, match=r"diameter=30 conflicts with options\.diameter=20"):
+        segment(gray, model, diameter=30, options=SegmentOptions(diameter=20))
+    with pytest.raises(ValueError, match=r"channel=0 conflicts with options\.channel=1"):
+        list(segment_files([gray], model, channel=0, options=SegmentOptions(channel=1)))
+    with pytest.raises(ValueError, match="give scale .* or diameter .*, not both"):
+        segment(gray, model, diameter=30, options=SegmentOptions(scale=0.5))
