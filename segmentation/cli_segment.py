@@ -39,7 +39,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "package, segmentation/weights/default_unet.pt)",
     )
     parser.add_argument("--output", required=True, help="output folder")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument(
+        "--device",
+        default="auto",
+        metavar="{auto,cpu,cuda,cuda:N,mps}",
+        help="where the network runs (default: auto, CUDA when available); a device this "
+        "machine lacks is an error listing those it has",
+    )
     parser.add_argument("--tile-size", type=int, default=None, help="tile side (default: auto)")
     parser.add_argument(
         "--tile-overlap", type=int, default=None, help="tile overlap in pixels (default: 96)"
@@ -147,8 +153,10 @@ def run(args: argparse.Namespace) -> int:
         segment_files,
     )
     from segmentation.inference.details import write_nuclei_csv
+    from segmentation.inference.model import resolve_device
     from segmentation.visualize import overlay_outlines
 
+    device = resolve_device(args.device)  # checked before anything is read or loaded
     rank = int(os.environ.get("RANK", "0"))
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     files = shard(collect_inputs(args.inputs), rank, world_size)
@@ -161,9 +169,9 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress and rank == 0 and len(files) > 1,
     )
     if args.model is None:
-        model = load_default_model(args.device)
+        model = load_default_model(device)
     else:
-        model = load_model(args.model, args.device)
+        model = load_model(args.model, device)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     failed = []

@@ -48,3 +48,16 @@ def test_channel_axis_channel_and_diameter_of_a_multi_page_tiff(model_file, gray
     expected = segment(gray, model_file, device="cpu", options=SegmentOptions(diameter=30))
     np.testing.assert_array_equal(read_labels(out / "pages_labels.tif"), expected)
     assert expected.max() > 0
+
+
+def test_a_missing_device_is_a_one_line_error(model_file, gray, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    tifffile.imwrite(tmp_path / "img.tif", gray)
+    for device, message in [("mps", "MPS (Apple GPU) is not available"), ("gpu", "unknown")]:
+        status = _run(model_file, [tmp_path / "img.tif"], tmp_path / "out", "--device", device)
+        err = capsys.readouterr().err
+        assert status == 2  # as every fatal error of the CLI (segmentation.cli.main)
+        assert err.count("\n") == 1 and err.startswith("segmentation segment: error: ")
+        assert message in err and err.endswith("available: cpu\n")
+    assert not (tmp_path / "out").exists()

@@ -2,9 +2,16 @@
 
 import numpy as np
 import pytest
+import torch
 
 from segmentation.datasets.synthetic import synthetic_nuclei
-from segmentation.inference import SegmentationModel, SegmentOptions, segment, segment_files
+from segmentation.inference import (
+    SegmentationModel,
+    SegmentOptions,
+    resolve_device,
+    segment,
+    segment_files,
+)
 from segmentation.inference.reference_nets import ReferenceUnet
 
 
@@ -41,3 +48,33 @@ def test_a_keyword_that_conflicts_with_options_is_an_error(model, gray):
         list(segment_files([gray], model, channel=0, options=SegmentOptions(channel=1)))
     with pytest.raises(ValueError, match="give scale .* or diameter .*, not both"):
         segment(gray, model, diameter=30, options=SegmentOptions(scale=0.5))
+
+
+@pytest.fixture
+def one_gpu(monkeypatch):
+    """A machine with one CUDA device and no MPS, whatever this one has."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+
+
+@pytest.fixture
+def cpu_only(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+
+
+def test_a_device_this_machine_lacks_is_named_with_those_it_has(model, gray, one_gpu):
+    assert resolve_device("cuda:0") == torch.device("cuda", 0)
+    with pytest.raises(ValueError, match=r"'mps' requested but MPS .*available: cpu, cuda:0$"):
+        segment(gray, model, device="mps")
+    with pytest.raises(ValueError, match=r"'cuda:1' requested but this machine has 1 CUDA"):
+        resolve_device("cuda:1")
+    with pytest.raises(ValueError, match=r"unknown device 'gpu': use auto, cpu, cuda, cuda:N"):
+        resolve_device("gpu")
+
+
+def test_cuda_on_a_cpu_only_machine(cpu_only):
+    with pytest.raises(ValueError, match=r"'cuda' requested but CUDA is not .*available: cpu$"):
+        resolve_device("cuda")
+    assert resolve_device("auto") == resolve_device("cpu") == torch.device("cpu")

@@ -16,7 +16,12 @@ from segmentation.inference.details import SegmentDetails
 from segmentation.inference.diameter import rescale_diameter
 from segmentation.inference.engine import Job, Settings, finish, make_job, run_network
 from segmentation.inference.inputs import as_image_array
-from segmentation.inference.model import INPUT_MULTIPLE, SegmentationModel, load_model
+from segmentation.inference.model import (
+    INPUT_MULTIPLE,
+    SegmentationModel,
+    load_model,
+    resolve_device,
+)
 from segmentation.inference.options import SegmentOptions, merge_options, pick_tile_size
 from segmentation.inference.transforms import views_from_names
 from segmentation.models.base import thresholds_from_dict
@@ -57,6 +62,7 @@ class SegmentResult:
 
 def _resolve_model(model: Any, device: str | torch.device) -> SegmentationModel:
     """``None`` -> the shipped default model; a path -> loaded; a loaded model -> moved."""
+    resolve_device(device)  # a device this machine lacks: a clear error before any loading
     if model is None:
         from segmentation.inference.default import load_default_model
 
@@ -258,7 +264,10 @@ def segment(
         tta: average the eight rotations/mirrors (``options.tta_views``) on the raw maps (dense
             families) or merge their instances (Mask R-CNN); about 8x slower.
         batch_size: tiles (or same-size images) per forward pass.
-        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:N"``; moves a loaded model.
+        device: ``"auto"`` (CUDA when available, else the CPU), ``"cpu"``, ``"cuda"``,
+            ``"cuda:N"``, ``"mps"`` or a ``torch.device``; moves a loaded model. A device this
+            machine lacks is a ``ValueError`` listing those it has
+            (:func:`~segmentation.inference.model.resolve_device`).
         return_details: also return :class:`~segmentation.inference.details.SegmentDetails`
             (raw outputs, per-nucleus table, timings).
         options: :class:`~segmentation.inference.options.SegmentOptions` (channel choice,
