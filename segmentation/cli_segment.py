@@ -83,7 +83,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--no-overlay", action="store_true", help="skip the overlay PNGs")
     parser.add_argument("--no-table", action="store_true", help="skip the per-nucleus CSVs")
     parser.add_argument("--submission", default=None, help="also write a Kaggle submission CSV")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (shown on a terminal: images, or the tiles of a single image)",
+    )
     parser.set_defaults(func=run)
     return parser
 
@@ -166,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
         scale=args.scale,
         diameter=args.diameter,
         auto_diameter=not args.no_auto_diameter,
-        progress=not args.no_progress and rank == 0 and len(files) > 1,
+        progress=not args.no_progress and rank == 0 and sys.stderr.isatty(),  # quiet in logs
     )
     if args.model is None:
         model = load_default_model(device)

@@ -1,5 +1,8 @@
 """``segmentation segment`` options for the inputs: channels, nucleus size, device, progress."""
 
+import re
+import sys
+
 import numpy as np
 import pytest
 import tifffile
@@ -61,3 +64,19 @@ def test_a_missing_device_is_a_one_line_error(model_file, gray, tmp_path, capsys
         assert err.count("\n") == 1 and err.startswith("segmentation segment: error: ")
         assert message in err and err.endswith("available: cpu\n")
     assert not (tmp_path / "out").exists()
+
+
+def test_progress_only_on_a_terminal(model_file, gray, tmp_path, capsys, monkeypatch):
+    for name in ("a.tif", "b.tif"):
+        tifffile.imwrite(tmp_path / name, gray[:64, :96])  # two 64 x 64 tiles
+    fast = ["--device", "cpu", "--tile-size", "64", "--no-auto-diameter"]
+    two = [tmp_path / "a.tif", tmp_path / "b.tif"]
+    assert _run(model_file, two, tmp_path / "o", *fast) == 0
+    assert "%|" not in capsys.readouterr().err  # a log, not a terminal: no bar
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    one = [tmp_path / "a.tif"]
+    assert _run(model_file, one, tmp_path / "o", *fast) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"tiles: 100%.* (\d+)/\1 \[", err), err  # the tiles of one image
+    assert _run(model_file, one, tmp_path / "o", *fast, "--no-progress") == 0
+    assert "%|" not in capsys.readouterr().err

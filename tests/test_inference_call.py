@@ -78,3 +78,15 @@ def test_cuda_on_a_cpu_only_machine(cpu_only):
     with pytest.raises(ValueError, match=r"'cuda' requested but CUDA is not .*available: cpu$"):
         resolve_device("cuda")
     assert resolve_device("auto") == resolve_device("cpu") == torch.device("cpu")
+
+
+def test_progress_counts_the_tiles_of_a_single_image(model, gray, capsys):
+    quiet = SegmentOptions(auto_diameter=False)
+    labels, details = segment(gray, model, tile_size=64, options=quiet, return_details=True)
+    assert details.tiles > 4 and capsys.readouterr().err == ""  # quiet unless asked
+    shown = SegmentOptions(auto_diameter=False, progress=True)
+    np.testing.assert_array_equal(segment(gray, model, tile_size=64, options=shown), labels)
+    err = capsys.readouterr().err
+    assert "tiles: 100%" in err and f" {details.tiles}/{details.tiles} [" in err
+    segment(gray, model, tile_size=64, tta=True, options=shown)
+    assert f" {8 * details.tiles}/{8 * details.tiles} [" in capsys.readouterr().err

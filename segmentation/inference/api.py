@@ -120,18 +120,37 @@ def _name(item: Any, index: int) -> str:
 def _iterate(
     items: Sequence[Any], model: SegmentationModel, settings: Settings, details: bool
 ) -> Iterator[SegmentResult]:
-    """Yield one result per item, in order; inputs are read and predicted in groups."""
+    """Yield one result per item, in order; inputs are read and predicted in groups.
+
+    With ``options.progress``, a bar counts the images of a list, or the tiles (x TTA views) of
+    a single image.
+    """
     from tqdm.auto import tqdm
 
     group_images = 4 * settings.batch_size
     options = settings.options
     pending: list[tuple[SegmentResult, Job | None]] = []
     pixels = 0
+    by_tile = len(items) == 1  # one image: its tiles are the work to count
+    views = len(settings.views)
+    bar = tqdm(
+        total=0 if by_tile else len(items),
+        desc=("tiles" if views == 1 else f"tiles x {views} views") if by_tile else None,
+        unit="tile" if by_tile else "image",
+        disable=not options.progress,
+    )
+    per_image = 0 if by_tile else 1
+
+    def network(jobs: list[Job]) -> None:
+        if by_tile:  # a second pass at the estimated diameter adds its tiles
+            bar.total += sum(len(job.tiles) for job in jobs) * views
+            bar.refresh()
+        run_network(model, jobs, settings, bar.update if by_tile else None)
 
     def flush() -> Iterator[SegmentResult]:
         jobs = [job for _, job in pending if job is not None]
         if jobs:
-            run_network(model, jobs, settings)
+            network(jobs)
         redo = []  # (result, its settings at the estimated diameter, job)
         for result, job in pending:
             if job is not None:
@@ -146,14 +165,13 @@ def _iterate(
                         )
                         redo.append((result, again, make_job(model, result.image, again)))
         if redo:  # the views and batch size are the same: one network run for all
-            run_network(model, [job for _, _, job in redo], settings)
+            network([job for _, _, job in redo])
             for result, again, job in redo:
                 out = finish(model, job, again, details)
                 result.labels, result.details = out if details else (out, None)
         yield from (result for result, _ in pending)
         pending.clear()
 
-    bar = tqdm(total=len(items), unit="image", disable=not settings.options.progress)
     try:
         for index, item in enumerate(items):
             result = SegmentResult(index, _name(item, index))
@@ -168,11 +186,11 @@ def _iterate(
             pixels += 0 if job is None else job.image.shape[0] * job.image.shape[1]
             if len(pending) >= group_images or pixels >= _GROUP_PIXELS:
                 for done in flush():
-                    bar.update(1)
+                    bar.update(per_image)
                     yield done
                 pixels = 0
         for done in flush():
-            bar.update(1)
+            bar.update(per_image)
             yield done
     finally:
         bar.close()

@@ -67,7 +67,10 @@ class SegmentOptions:
             mask).
         thresholds: post-processing thresholds overriding the model's (a dict of the family's
             threshold fields, or its thresholds dataclass); ``None`` keeps the model's.
-        progress: show a progress bar over the images of a list or folder.
+        progress: show a progress bar (tqdm, on stderr): over the images of a list or folder,
+            over the tiles of a single image (each tile once per TTA view; a second pass at the
+            estimated nucleus size adds its tiles). Off by default in Python; the CLI shows it
+            when stderr is a terminal (``--no-progress`` hides it).
     """
 
     channel: int | None = None
