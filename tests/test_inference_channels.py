@@ -5,7 +5,7 @@ import pytest
 import tifffile
 
 from segmentation.datasets.synthetic import synthetic_nuclei
-from segmentation.inference import SegmentationModel, SegmentOptions, segment
+from segmentation.inference import SegmentationModel, SegmentOptions, as_image_array, segment
 from segmentation.inference.reference_nets import ReferenceUnet
 
 
@@ -50,6 +50,8 @@ def test_a_channels_first_array_is_an_error_naming_channel_axis(model, gray):
     for options in (SegmentOptions(), SegmentOptions(channel=0)):  # channel=0 gave (3, 96) labels
         with pytest.raises(ValueError, match=r"ambiguous.*channel_axis=0"):
             segment(chw, model, options=options)
+    tiny = np.zeros((2, 2, 3), np.uint8)  # a last axis of 1, 3 or 4 values stays channels last
+    assert as_image_array(tiny).shape == (2, 2, 3)
 
 
 def test_channels_first_arrays_with_channel_axis(model, gray, expected):

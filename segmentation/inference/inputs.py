@@ -26,7 +26,9 @@ _USE_CHANNEL = "segment(..., channel=c) or SegmentOptions(channel=c)"
 _STACKS = "3-D stacks are not supported: segment one plane at a time"
 
 
-def _channel_axis(shape: tuple[int, ...], channel_axis: int | None, axes: str | None, what: str):
+def _channel_axis(
+    shape: tuple[int, ...], channel_axis: int | None, axes: str | None, what: str
+) -> int:
     """The axis (0..2) holding the channels of a 3-D image; errors name the fix."""
     if channel_axis is not None:
         if isinstance(channel_axis, bool) or not isinstance(channel_axis, int | np.integer):
@@ -64,7 +66,7 @@ def _channel_axis(shape: tuple[int, ...], channel_axis: int | None, axes: str | 
                 f"{_STACKS}"
             )
         return axis
-    if shape[0] < shape[2]:
+    if shape[0] < shape[2] and shape[2] not in (1, 3, 4):  # channels last is doubtful
         raise ValueError(
             f"{what} of shape {shape} is ambiguous: channels first (C, H, W) with {shape[0]} "
             f"channels, or channels last (H, W, C) with {shape[2]}? Pass channel_axis=0 for "
@@ -86,8 +88,9 @@ def as_image_array(
     - ``(H, W)``: none (gray); ``channel_axis`` is ignored, so that one setting serves a folder
       of gray and multi-channel files.
     - A 3-D array: ``channel_axis`` when given (``0``: ``(C, H, W)``, ``-1``: ``(H, W, C)``), else
-      the last axis, unless the first is shorter than the last (``(3, 512, 512)``: channels
-      first or a stack?), which is an error asking for ``channel_axis``.
+      the last axis, unless that is doubtful: a last axis longer than the first that holds
+      other than 1, 3 or 4 values (``(3, 512, 512)``: channels first, or a stack?) is an error
+      asking for ``channel_axis``.
     - A file (:func:`~segmentation.datasets.io.read_image_axes`): the axis its metadata names as
       colour samples (``S``: RGB, planar RGB) or channels (``C``: ImageJ/OME hyperstacks); other
       stacks (``QYX``: plain multi-page TIFFs, ``ZYX``, ``TYX``) need ``channel_axis``, which

@@ -1,8 +1,9 @@
 """Settings of :func:`~segmentation.inference.segment` beyond its keyword arguments.
 
-:class:`SegmentOptions` holds the rarely changed ones (channel choice and axis, rescaling, TTA views, block
-decoding, instance merging); :func:`pick_tile_size` chooses a tile size from the device's memory
-when ``segment(..., tile_size=None)``.
+:class:`SegmentOptions` holds the rarely changed ones (channel choice and axis, rescaling, TTA
+views, block decoding, instance merging; ``diameter``, ``channel`` and ``channel_axis`` are also
+keyword arguments of ``segment()``, merged by :func:`merge_options`); :func:`pick_tile_size` chooses
+a tile size from the device's memory when ``segment(..., tile_size=None)``.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ class SegmentOptions:
             (from 0) as a gray image (e.g. the DNA stain of a multi-channel fluorescence image);
             any number of channels is then accepted.
         channel_axis: ``None`` (default): arrays are channels last, ``(H, W, C)`` (a shape whose
-            first axis is shorter than its last, such as ``(3, 512, 512)``, is refused as
-            ambiguous), files have the channel axis their metadata names (RGB samples, an
+            last axis is longer than its first and not 1, 3 or 4, such as ``(3, 512, 512)``, is
+            refused as ambiguous), files have the channel axis their metadata names (RGB samples, an
             ImageJ/OME ``C`` axis). An int: the axis holding the channels, like Cellpose's
             ``channel_axis``: ``0`` for a ``(C, H, W)`` array or a multi-page TIFF (axes ``QYX``,
             ``CYX``; counted as stored), ``-1`` for ``(H, W, C)``. Ignored for 2-D images. With
