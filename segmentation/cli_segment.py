@@ -39,7 +39,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "package, segmentation/weights/default_unet.pt)",
     )
     parser.add_argument("--output", required=True, help="output folder")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument(
+        "--device",
+        default="auto",
+        metavar="{auto,cpu,cuda,cuda:N,mps}",
+        help="where the network runs (default: auto, CUDA when available); a device this "
+        "machine lacks is an error listing those it has",
+    )
     parser.add_argument("--tile-size", type=int, default=None, help="tile side (default: auto)")
     parser.add_argument(
         "--tile-overlap", type=int, default=None, help="tile overlap in pixels (default: 96)"
@@ -60,12 +66,28 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="segment at the images' own scale, without estimating the nucleus diameter",
     )
     parser.add_argument(
-        "--channel", type=int, default=None, help="use this channel (from 0) as a gray image"
+        "--channel",
+        type=int,
+        default=None,
+        help="use this channel (from 0) as a gray image, e.g. the nuclear stain (needed for 2 or "
+        "more than 3 channels)",
+    )
+    parser.add_argument(
+        "--channel-axis",
+        type=int,
+        default=None,
+        help="the axis holding the channels, counted as stored: 0 for a multi-page TIFF (axes "
+        "QYX) or channels-first data, -1 for channels last (default: RGB samples, or the C axis "
+        "of an ImageJ/OME TIFF)",
     )
     parser.add_argument("--no-overlay", action="store_true", help="skip the overlay PNGs")
     parser.add_argument("--no-table", action="store_true", help="skip the per-nucleus CSVs")
     parser.add_argument("--submission", default=None, help="also write a Kaggle submission CSV")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (shown on a terminal: images, or the tiles of a single image)",
+    )
     parser.set_defaults(func=run)
     return parser
 
@@ -135,22 +157,25 @@ def run(args: argparse.Namespace) -> int:
         segment_files,
     )
     from segmentation.inference.details import write_nuclei_csv
+    from segmentation.inference.model import resolve_device
     from segmentation.visualize import overlay_outlines
 
+    device = resolve_device(args.device)  # checked before anything is read or loaded
     rank = int(os.environ.get("RANK", "0"))
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     files = shard(collect_inputs(args.inputs), rank, world_size)
     options = SegmentOptions(
         channel=args.channel,
+        channel_axis=args.channel_axis,
         scale=args.scale,
         diameter=args.diameter,
         auto_diameter=not args.no_auto_diameter,
-        progress=not args.no_progress and rank == 0 and len(files) > 1,
+        progress=not args.no_progress and rank == 0 and sys.stderr.isatty(),  # quiet in logs
     )
     if args.model is None:
-        model = load_default_model(args.device)
+        model = load_default_model(device)
     else:
-        model = load_model(args.model, args.device)
+        model = load_model(args.model, device)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     failed = []

@@ -204,3 +204,30 @@ def test_signed_label_tiff_with_negatives_is_refused(tmp_path):
     tifffile.imwrite(tmp_path / "neg.tif", np.array([[0, -3], [1, 2]], np.int16))
     with pytest.raises(ValueError, match=r"neg\.tif.*>= 0"):
         read_labels(tmp_path / "neg.tif")
+
+
+def test_read_image_axes_keeps_stacks_channels_and_pixel_types(tmp_path):
+    from segmentation.datasets.io import read_image_axes
+
+    stack = RNG.integers(0, 4000, (3, 6, 5), dtype=np.uint16)
+    tifffile.imwrite(tmp_path / "q.tif", stack, photometric="minisblack")
+    tifffile.imwrite(tmp_path / "c.tif", stack, imagej=True, metadata={"axes": "CYX"})
+    rgba = RNG.integers(0, 256, (6, 5, 4), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "rgba.tif", rgba, photometric="rgb")
+    two = RNG.integers(0, 256, (6, 5, 2), dtype=np.uint8)  # two stains, not gray + alpha
+    tifffile.imwrite(tmp_path / "two.tif", two, photometric="minisblack", planarconfig="contig")
+    floats = RNG.random((6, 5), dtype=np.float32)
+    tifffile.imwrite(tmp_path / "f.tif", floats)
+    Image.fromarray(rgba).save(tmp_path / "rgba.png")
+    expected = {
+        "q.tif": (stack, "QYX"),
+        "c.tif": (stack, "CYX"),
+        "rgba.tif": (rgba[..., :3], "YXS"),
+        "two.tif": (two, "YXC"),
+        "f.tif": (floats, "YX"),
+        "rgba.png": (rgba[..., :3], "YXS"),
+    }
+    for name, (array, axes) in expected.items():
+        image, got = read_image_axes(tmp_path / name)
+        assert got == axes and image.dtype == array.dtype, name
+        np.testing.assert_array_equal(image, array, err_msg=name)

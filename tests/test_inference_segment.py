@@ -98,7 +98,8 @@ def test_nan_image_is_refused(model):
 def test_all_zero_image_gives_no_nuclei(model):
     labels, details = segment(np.zeros((70, 90), np.uint16), model, return_details=True)
     assert labels.shape == (70, 90) and labels.dtype == np.int32 and not labels.any()
-    assert details.nuclei.shape == (0,) and details.nuclei.dtype == NUCLEUS_DTYPE
+    assert details.nuclei.shape == (0, len(NUCLEUS_DTYPE.names))
+    assert list(details.nuclei.columns) == list(NUCLEUS_DTYPE.names)
 
 
 @pytest.mark.parametrize("family", ["unet", "maskrcnn"])
@@ -178,7 +179,7 @@ def test_threshold_override(model, sample):
 def test_details_table_matches_regionprops(model, sample):
     image = sample.image[..., 0].astype(np.uint16) * 100
     labels, details = segment(image, model, return_details=True)
-    table = details.nuclei
+    table = details.nuclei.to_records(index=False)
     assert table.dtype == NUCLEUS_DTYPE and len(table) == labels.max() > 10
     assert details.channels == ("body", "border", "contact") and details.raw.shape == (3, 100, 130)
     assert set(details.timings) == {"network", "decode", "table"}
@@ -189,6 +190,19 @@ def test_details_table_matches_regionprops(model, sample):
         assert (row["bbox_y0"], row["bbox_x0"], row["bbox_y1"], row["bbox_x1"]) == region.bbox
         np.testing.assert_allclose(row["mean_intensity"], region.intensity_mean, rtol=1e-6)
         np.testing.assert_allclose(row["score"], body[labels == row["label"]].mean(), rtol=1e-5)
+
+
+def test_the_nucleus_table_is_a_data_frame_that_prints_with_column_names(model, sample):
+    labels, details = segment(sample.image, model, return_details=True)
+    nuclei = details.nuclei
+    assert dict(nuclei.dtypes) == {name: NUCLEUS_DTYPE[name] for name in NUCLEUS_DTYPE.names}
+    assert (
+        list(nuclei.index) == list(range(labels.max())) and nuclei["label"].is_monotonic_increasing
+    )
+    header = str(nuclei).splitlines()[0].split()
+    assert header[:3] == ["label", "area", "centroid_y"] and header[-1] == "score"
+    biggest = nuclei.loc[nuclei["area"].idxmax()]
+    assert biggest["area"] == np.bincount(labels.ravel())[1:].max()
 
 
 def test_device_choice_and_tile_size_from_memory():

@@ -8,6 +8,9 @@ as RGB keeps its three channels here (the packer may store it as one). Label ima
 PNG, JPEG, BMP and GIF files are read with Pillow, except 16-bit PNGs with colour or alpha, which
 Pillow silently reduces to 8 bits: those are read with OpenCV. TIFF files are read with tifffile;
 multi-page and 3-D TIFFs are rejected with an error until 3-D data are supported.
+
+:func:`read_image_axes` reads an image as stored, multi-page and multi-channel TIFFs included, with
+the names of its axes: ``segment()`` reads its inputs with it and picks the channels itself.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ IMAGE_SUFFIXES = PIL_SUFFIXES + TIFF_SUFFIXES
 LABEL_SUFFIXES = (".png",) + TIFF_SUFFIXES
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: TIFF extra-sample codes that mark alpha (associated, unassociated).
+_ALPHA_SAMPLES = (1, 2)
 
 
 def _check_file(path: str | os.PathLike) -> Path:
@@ -86,29 +91,36 @@ def _read_with_pil(path: Path) -> np.ndarray:
     return array
 
 
-def _read_tiff(path: Path) -> np.ndarray:
+def _tiff_series(path: Path, single_page: bool) -> tuple[np.ndarray, str, tuple[int, ...]]:
+    """The first series of a TIFF without its length-1 axes (except Y and X): array, axes
+    (tifffile's letters) and the page's extra-sample codes."""
     try:
         with tifffile.TiffFile(path) as tif:
             n_pages = len(tif.pages)
             series = tif.series[0]
             axes, shape = series.axes, series.shape
-            if n_pages > 1:
+            if single_page and n_pages > 1:
                 raise ValueError(
                     f"{path} is a multi-page TIFF ({n_pages} pages, axes {axes!r}, shape "
                     f"{shape}); only 2-D images are supported for now: save one plane per file"
                 )
             array = series.asarray()
+            extrasamples = tuple(int(e) for e in getattr(tif.pages[0], "extrasamples", ()))
     except ValueError:
         raise
     except Exception as err:  # tifffile raises several types for broken files
         raise ValueError(f"cannot read TIFF {path}: {err}; re-export it") from err
-    # Drop length-1 axes other than the image plane, then accept YX, YXS and SYX only.
     keep = [i for i, a in enumerate(axes) if a in "YX" or shape[i] != 1]
     array = array.reshape([shape[i] for i in keep])
     axes = "".join(axes[i] for i in keep)
-    if axes == "SYX":
-        array = np.moveaxis(array, 0, -1)
-    elif axes not in ("YX", "YXS"):
+    if axes == "SYX":  # planar colour
+        array, axes = np.moveaxis(array, 0, -1), "YXS"
+    return array, axes, extrasamples
+
+
+def _read_tiff(path: Path) -> np.ndarray:
+    array, axes, _ = _tiff_series(path, single_page=True)
+    if axes not in ("YX", "YXS"):
         raise ValueError(
             f"{path} is a {array.ndim}-D TIFF (axes {axes!r}, shape {array.shape}); only 2-D "
             "gray or colour images are supported for now: save one 2-D plane per file"
@@ -176,6 +188,52 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
                 "save as 8- or 16-bit, e.g. (img / img.max() * 65535).astype(np.uint16)"
             )
     return np.ascontiguousarray(array)
+
+
+def read_image_axes(path: str | os.PathLike) -> tuple[np.ndarray, str]:
+    """Read an image file as stored, with the names of its axes (what ``segment()`` reads).
+
+    Unlike :func:`read_image`, multi-page and multi-channel TIFFs (ImageJ or OME hyperstacks,
+    tifffile's shaped files) are read whole, and the pixel type is kept as stored (float32 and
+    signed TIFFs too); :func:`segmentation.inference.as_image_array` then picks the channels.
+
+    Args:
+        path: PNG, JPEG, BMP, GIF or TIFF file.
+
+    Returns:
+        ``(array, axes)``: the array (length-1 axes other than ``Y`` and ``X`` dropped; bilevel
+        images become ``uint8`` 0/255) and one letter per axis, tifffile's names: ``Y``, ``X``
+        (the image plane), ``S`` (colour samples: 1 gray or 3 RGB, last), ``C`` (channels),
+        ``Z``, ``T``, ``Q`` (unknown, e.g. the pages of a plain multi-page TIFF)... E.g. ``"YX"``
+        (gray), ``"YXS"`` (RGB; planar RGB is moved to channels-last), ``"CYX"``, ``"QYX"``.
+        Alpha is dropped: PNG gray+alpha and RGBA, TIFF extra samples marked as alpha. Other
+        extra samples of a TIFF make its sample axis ``C`` (channels, not colour).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: empty, truncated or corrupt file; an unsupported suffix.
+    """
+    path = _check_file(path)
+    if path.suffix.lower() in TIFF_SUFFIXES:
+        array, axes, extrasamples = _tiff_series(path, single_page=False)
+    else:
+        array = _read_array(path)
+        axes, extrasamples = ("YX", ()) if array.ndim == 2 else ("YXS", ())
+        if array.ndim == 3 and array.shape[2] in (2, 4):  # Pillow/OpenCV: gray+alpha or RGBA
+            extrasamples = (2,)
+    if array.dtype == bool:
+        array = array.astype(np.uint8) * np.uint8(255)
+    if axes.endswith("S"):
+        samples = array.shape[-1]
+        colour = samples - len(extrasamples)
+        if colour not in (1, 3):  # extra samples not described: gray+alpha or RGBA as before
+            colour, extrasamples = (samples - 1, (2,)) if samples in (2, 4) else (samples, ())
+        alpha = [colour + k for k, e in enumerate(extrasamples) if e in _ALPHA_SAMPLES]
+        if alpha:
+            array = np.delete(array, alpha, axis=-1)
+        if array.shape[-1] not in (1, 3) or len(alpha) < len(extrasamples):
+            axes = axes[:-1] + "C"  # channels of their own, not gray or colour
+    return np.ascontiguousarray(array), axes
 
 
 def read_labels(path: str | os.PathLike) -> np.ndarray:

@@ -1,7 +1,8 @@
 """Running trained models on images: :func:`segment` and the pieces it is built from.
 
 - :mod:`.api`: :func:`segment` (one image, a list or a folder), :func:`segment_files`.
-- :mod:`.model`: :class:`SegmentationModel`, :func:`load_model`, :func:`resolve_device`.
+- :mod:`.model`: :class:`SegmentationModel`, :func:`load_model`, :func:`resolve_device`,
+  :func:`available_devices`.
 - :mod:`.default`: :func:`load_default_model`, the model shipped inside the package.
 - :mod:`.options`: :class:`SegmentOptions` (channel choice, rescaling, TTA views, block decoding).
 - :mod:`.inputs`: validation, channel choice, whole-image normalisation, resizing.
@@ -31,6 +32,7 @@ from segmentation.inference.inputs import as_image_array
 from segmentation.inference.model import (
     INPUT_MULTIPLE,
     SegmentationModel,
+    available_devices,
     load_model,
     resolve_device,
 )
@@ -47,6 +49,7 @@ __all__ = [
     "SegmentResult",
     "SegmentationModel",
     "as_image_array",
+    "available_devices",
     "default_model_path",
     "list_images",
     "load_default_model",

@@ -16,8 +16,13 @@ from segmentation.inference.details import SegmentDetails
 from segmentation.inference.diameter import rescale_diameter
 from segmentation.inference.engine import Job, Settings, finish, make_job, run_network
 from segmentation.inference.inputs import as_image_array
-from segmentation.inference.model import INPUT_MULTIPLE, SegmentationModel, load_model
-from segmentation.inference.options import SegmentOptions, pick_tile_size
+from segmentation.inference.model import (
+    INPUT_MULTIPLE,
+    SegmentationModel,
+    load_model,
+    resolve_device,
+)
+from segmentation.inference.options import SegmentOptions, merge_options, pick_tile_size
 from segmentation.inference.transforms import views_from_names
 from segmentation.models.base import thresholds_from_dict
 
@@ -57,6 +62,7 @@ class SegmentResult:
 
 def _resolve_model(model: Any, device: str | torch.device) -> SegmentationModel:
     """``None`` -> the shipped default model; a path -> loaded; a loaded model -> moved."""
+    resolve_device(device)  # a device this machine lacks: a clear error before any loading
     if model is None:
         from segmentation.inference.default import load_default_model
 
@@ -76,11 +82,8 @@ def _settings(
     tile_overlap: int | None,
     tta: bool,
     batch_size: int,
-    options: SegmentOptions | None,
+    options: SegmentOptions,
 ) -> Settings:
-    options = SegmentOptions() if options is None else options
-    if not isinstance(options, SegmentOptions):
-        raise TypeError(f"options must be a SegmentOptions, got {type(options).__name__}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     multiple = INPUT_MULTIPLE  # tiles start on the networks' stride grid
@@ -117,17 +120,37 @@ def _name(item: Any, index: int) -> str:
 def _iterate(
     items: Sequence[Any], model: SegmentationModel, settings: Settings, details: bool
 ) -> Iterator[SegmentResult]:
-    """Yield one result per item, in order; inputs are read and predicted in groups."""
+    """Yield one result per item, in order; inputs are read and predicted in groups.
+
+    With ``options.progress``, a bar counts the images of a list, or the tiles (x TTA views) of
+    a single image.
+    """
     from tqdm.auto import tqdm
 
     group_images = 4 * settings.batch_size
+    options = settings.options
     pending: list[tuple[SegmentResult, Job | None]] = []
     pixels = 0
+    by_tile = len(items) == 1  # one image: its tiles are the work to count
+    views = len(settings.views)
+    bar = tqdm(
+        total=0 if by_tile else len(items),
+        desc=("tiles" if views == 1 else f"tiles x {views} views") if by_tile else None,
+        unit="tile" if by_tile else "image",
+        disable=not options.progress,
+    )
+    per_image = 0 if by_tile else 1
+
+    def network(jobs: list[Job]) -> None:
+        if by_tile:  # a second pass at the estimated diameter adds its tiles
+            bar.total += sum(len(job.tiles) for job in jobs) * views
+            bar.refresh()
+        run_network(model, jobs, settings, bar.update if by_tile else None)
 
     def flush() -> Iterator[SegmentResult]:
         jobs = [job for _, job in pending if job is not None]
         if jobs:
-            run_network(model, jobs, settings)
+            network(jobs)
         redo = []  # (result, its settings at the estimated diameter, job)
         for result, job in pending:
             if job is not None:
@@ -142,19 +165,18 @@ def _iterate(
                         )
                         redo.append((result, again, make_job(model, result.image, again)))
         if redo:  # the views and batch size are the same: one network run for all
-            run_network(model, [job for _, _, job in redo], settings)
+            network([job for _, _, job in redo])
             for result, again, job in redo:
                 out = finish(model, job, again, details)
                 result.labels, result.details = out if details else (out, None)
         yield from (result for result, _ in pending)
         pending.clear()
 
-    bar = tqdm(total=len(items), unit="image", disable=not settings.options.progress)
     try:
         for index, item in enumerate(items):
             result = SegmentResult(index, _name(item, index))
             try:
-                result.image = as_image_array(item, settings.options.channel)
+                result.image = as_image_array(item, options.channel, options.channel_axis)
             except _INPUT_ERRORS as err:
                 result.error, result._exception = str(err), err
                 job = None
@@ -164,11 +186,11 @@ def _iterate(
             pixels += 0 if job is None else job.image.shape[0] * job.image.shape[1]
             if len(pending) >= group_images or pixels >= _GROUP_PIXELS:
                 for done in flush():
-                    bar.update(1)
+                    bar.update(per_image)
                     yield done
                 pixels = 0
         for done in flush():
-            bar.update(1)
+            bar.update(per_image)
             yield done
     finally:
         bar.close()
@@ -192,6 +214,9 @@ def segment_files(
     inputs: Sequence[ImageInput],
     model: SegmentationModel | str | os.PathLike | None = None,
     *,
+    diameter: float | None = None,
+    channel: int | None = None,
+    channel_axis: int | None = None,
     tile_size: int | None = None,
     tile_overlap: int | None = None,
     tta: bool = False,
@@ -206,6 +231,7 @@ def segment_files(
     run: its result carries the ``error`` (naming the file) and the others are still segmented.
     Arguments as for :func:`segment`; ``inputs`` is a sequence of arrays and/or file paths.
     """
+    options = merge_options(options, diameter=diameter, channel=channel, channel_axis=channel_axis)
     model = _resolve_model(model, device)
     settings = _settings(model, tile_size, tile_overlap, tta, batch_size, options)
     yield from _iterate(list(inputs), model, settings, return_details)
@@ -215,6 +241,9 @@ def segment(
     image: ImageInput | Sequence[ImageInput],
     model: SegmentationModel | str | os.PathLike | None = None,
     *,
+    diameter: float | None = None,
+    channel: int | None = None,
+    channel_axis: int | None = None,
     tile_size: int | None = None,
     tile_overlap: int | None = None,
     tta: bool = False,
@@ -227,12 +256,23 @@ def segment(
 
     Args:
         image: one image: an ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` or ``(H, W, 4)`` array
-            (uint8, uint16, any int or float; alpha dropped; gray replicated to three channels) or
-            a PNG/TIFF path (8/16-bit, gray/RGB/RGBA). Or a list of those, or a folder path.
+            (uint8, uint16, any int or float; alpha dropped; gray replicated to three channels),
+            any ``(H, W, C)`` with ``channel``, a ``(C, H, W)`` array with ``channel_axis=0``, or
+            a PNG/TIFF path (8/16-bit or float32, gray/RGB/RGBA, multi-channel or multi-page
+            TIFF). Or a list of those, or a folder path.
         model: a model file path or a loaded :class:`SegmentationModel`; ``None`` uses the
             default model that ships inside the package
             (:func:`~segmentation.inference.default.load_default_model`, loaded once per device,
             offline; its scores: ``load_default_model().model_card``).
+        diameter: typical nucleus diameter in pixels; the image is resized so that nuclei are
+            the size the model was trained at. ``None``: estimated from a first pass (see
+            :class:`~segmentation.inference.options.SegmentOptions`).
+        channel: segment this channel (from 0) as a gray image, e.g. the nuclear stain.
+        channel_axis: the axis holding the channels: ``0`` for ``(C, H, W)`` arrays and
+            multi-page TIFFs, ``-1`` for ``(H, W, C)``.
+            ``diameter``, ``channel`` and ``channel_axis`` are the fields of ``options`` of the
+            same names (:func:`~segmentation.inference.inputs.as_image_array` details the channel
+            rules); giving one here and a different value in ``options`` is an error.
         tile_size: images larger than this (pixels, a multiple of 32 for dense families) are
             predicted in overlapping tiles whose raw outputs are blended; ``None`` picks a size
             from the device's free memory (:func:`~.options.pick_tile_size`).
@@ -242,11 +282,14 @@ def segment(
         tta: average the eight rotations/mirrors (``options.tta_views``) on the raw maps (dense
             families) or merge their instances (Mask R-CNN); about 8x slower.
         batch_size: tiles (or same-size images) per forward pass.
-        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:N"``; moves a loaded model.
+        device: ``"auto"`` (CUDA when available, else the CPU), ``"cpu"``, ``"cuda"``,
+            ``"cuda:N"``, ``"mps"`` or a ``torch.device``; moves a loaded model. A device this
+            machine lacks is a ``ValueError`` listing those it has
+            (:func:`~segmentation.inference.model.resolve_device`).
         return_details: also return :class:`~segmentation.inference.details.SegmentDetails`
             (raw outputs, per-nucleus table, timings).
         options: :class:`~segmentation.inference.options.SegmentOptions` (channel choice,
-            ``scale``/``diameter`` rescaling, TTA views, block decoding, thresholds).
+            ``scale``/``diameter`` rescaling, TTA views, block decoding, thresholds, progress).
 
     Returns:
         For one image, ``(H, W)`` int32 labels (0 = background, nuclei ``1..N``; more than 65,535
@@ -255,17 +298,21 @@ def segment(
         with a warning naming each (use :func:`segment_files` to collect the errors).
 
     Raises:
-        ValueError: bad settings, or an invalid image (NaN values, a 3-D stack, an
-            empty or corrupt file; for a list, the message names the item).
+        ValueError: bad settings (a keyword that conflicts with ``options``), or an invalid
+            image (NaN values, a 3-D stack, an ambiguous shape without ``channel_axis``, several
+            channels without ``channel``, an empty or corrupt file; for a list, the message names
+            the item).
         TypeError: an input that is neither an array nor a path.
         FileNotFoundError: a missing file or folder (or a missing default model file).
 
     Example:
         >>> labels = segment("cells.tif")  # the default model  # doctest: +SKIP
         >>> labels = segment("cells.tif", model="runs/unet/model.pt")  # doctest: +SKIP
+        >>> labels = segment("stack.tif", channel_axis=0, channel=1, diameter=30)  # doctest: +SKIP
         >>> labels, details = segment(big, model=m, tile_size=1024, return_details=True)  # doctest: +SKIP
         >>> details.nuclei["area"], details.timings["network"]  # doctest: +SKIP
     """
+    options = merge_options(options, diameter=diameter, channel=channel, channel_axis=channel_axis)
     model = _resolve_model(model, device)
     settings = _settings(model, tile_size, tile_overlap, tta, batch_size, options)
 
@@ -291,6 +338,7 @@ def segment(
                 raise type(err)(f"cannot segment {result.name}: {err}") from err
             results.append(pack(result))
         return results
-    array = as_image_array(image, settings.options.channel)  # errors keep their type
-    (result,) = _iterate([array], model, settings, return_details)
+    (result,) = _iterate([image], model, settings, return_details)
+    if result._exception is not None:  # one input: its error, with its own type and message
+        raise result._exception
     return pack(result)

@@ -1,8 +1,9 @@
 """Per-nucleus measurements and the details :func:`~segmentation.inference.segment` can return.
 
-The table is a NumPy structured array (no pandas), one row per nucleus in label order, with the
-fields of :data:`NUCLEUS_DTYPE`. Sums are accumulated in row chunks with ``np.bincount`` so that
-an 8192 x 8192 image with 100,000 nuclei costs a few small arrays, not a loop over nuclei.
+The table is a pandas DataFrame, one row per nucleus in label order, with the columns (and dtypes)
+of :data:`NUCLEUS_DTYPE`; pandas is imported when a table is built, so that ``import
+segmentation`` stays light. Sums are accumulated in row chunks with ``np.bincount`` so that an
+8192 x 8192 image with 100,000 nuclei costs a few small arrays, not a loop over nuclei.
 """
 
 from __future__ import annotations
@@ -11,13 +12,17 @@ import csv
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import ndimage as ndi
 
-#: Fields of the per-nucleus table. Coordinates are pixels of the input image (rows ``y``,
-#: columns ``x``); the bounding box is ``[y0, y1) x [x0, x1)``.
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: Columns of the per-nucleus table and their dtypes. Coordinates are pixels of the input image
+#: (rows ``y``, columns ``x``); the bounding box is ``[y0, y1) x [x0, x1)``; ``score`` is the
+#: network's confidence (NaN where none is known).
 NUCLEUS_DTYPE = np.dtype(
     [
         ("label", np.int32),
@@ -41,8 +46,9 @@ class SegmentDetails:
     """What :func:`~segmentation.inference.segment` returns next to the labels.
 
     Attributes:
-        nuclei: per-nucleus table, a structured array of :data:`NUCLEUS_DTYPE` (one row per label
-            ``1..N``).
+        nuclei: per-nucleus table, a ``pandas.DataFrame`` with the columns and dtypes of
+            :data:`NUCLEUS_DTYPE` (``label``, ``area``, ``centroid_y``...), one row per label
+            ``1..N`` in label order (index ``0..N-1``).
         raw: the raw network outputs the labels were decoded from, at the network's scale: dense
             families ``(C, h, w)`` float32 maps (blended over tiles, averaged over views and
             members); Mask R-CNN the merged instance dict (``boxes``, ``scores``, ``masks``,
@@ -56,7 +62,7 @@ class SegmentDetails:
             per-nucleus scores and measurements).
     """
 
-    nuclei: np.ndarray
+    nuclei: pd.DataFrame
     raw: Any
     channels: tuple[str, ...] = ()
     scale: float = 1.0
@@ -67,7 +73,7 @@ class SegmentDetails:
 
 def nucleus_table(
     labels: np.ndarray, image: np.ndarray, scores: np.ndarray | None = None
-) -> np.ndarray:
+) -> pd.DataFrame:
     """Measure every nucleus of a label image.
 
     Args:
@@ -77,9 +83,12 @@ def nucleus_table(
         scores: ``(N + 1,)`` per-label scores (index = label), or ``None`` (score NaN).
 
     Returns:
-        Structured array of :data:`NUCLEUS_DTYPE`, ``N`` rows in label order (labels absent from
-        the image get area 0 and NaN centroid/intensity).
+        ``pandas.DataFrame`` with the columns and dtypes of :data:`NUCLEUS_DTYPE`, ``N`` rows in
+        label order, index ``0..N-1`` (labels absent from the image get area 0 and NaN
+        centroid/intensity).
     """
+    import pandas as pd
+
     labels = np.asarray(labels)
     image = np.asarray(image)
     if image.ndim == 2:
@@ -119,7 +128,7 @@ def nucleus_table(
         for column, name in enumerate(("bbox_y0", "bbox_x0", "bbox_y1", "bbox_x1")):
             table[name][present] = corners[:, column]
     table["score"] = np.nan if scores is None else np.asarray(scores, np.float32)[1 : n + 1]
-    return table
+    return pd.DataFrame(table)
 
 
 def dense_scores(labels: np.ndarray, foreground: np.ndarray) -> np.ndarray:
@@ -170,27 +179,48 @@ def instance_scores(labels: np.ndarray, raw: dict[str, Any], mask_threshold: flo
     return out
 
 
-def table_rows(table: np.ndarray) -> list[dict[str, Any]]:
-    """The table as a list of plain dicts (one per nucleus), e.g. for ``csv.DictWriter``."""
-    names = table.dtype.names or ()
-    return [{name: row[name].item() for name in names} for row in table]
+def _as_frame(table: Any) -> pd.DataFrame:
+    """A per-nucleus table as a DataFrame (a structured array of :data:`NUCLEUS_DTYPE` too)."""
+    import pandas as pd
+
+    if isinstance(table, np.ndarray) and table.dtype.names:
+        return pd.DataFrame(table)
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(
+            f"table must be a pandas DataFrame such as details.nuclei, got {type(table).__name__}"
+        )
+    return table
 
 
-def write_nuclei_csv(path: str | os.PathLike, table: np.ndarray, image_name: str) -> Path:
-    """Write a per-nucleus table as CSV with an ``image`` column first; returns the path."""
+def table_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """The table as a list of plain dicts (one per nucleus, Python scalars), e.g. for JSON."""
+    return _as_frame(table).to_dict("records")
+
+
+def write_nuclei_csv(path: str | os.PathLike, table: pd.DataFrame, image_name: str) -> Path:
+    """Write a per-nucleus table as CSV with an ``image`` column first; returns the path.
+
+    Args:
+        path: the CSV file; parent folders are created.
+        table: ``details.nuclei`` (a DataFrame of :data:`NUCLEUS_DTYPE` columns).
+        image_name: the value of the ``image`` column.
+
+    Floats are written with 6 significant digits, NaN as an empty field.
+    """
+    table = _as_frame(table)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    names = list(table.dtype.names or ())
+    names = [str(name) for name in table.columns]
+    columns = [table[name].tolist() for name in table.columns]  # Python scalars, fast
     with open(path, "w", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["image", *names])
-        for row in table:
-            writer.writerow([image_name, *(_fmt(row[name]) for name in names)])
+        for values in zip(*columns, strict=True):
+            writer.writerow([image_name, *(_fmt(value) for value in values)])
     return path
 
 
 def _fmt(value: Any) -> str:
-    value = value.item() if hasattr(value, "item") else value
     if isinstance(value, float):
         return "" if np.isnan(value) else f"{value:.6g}"
     return str(value)

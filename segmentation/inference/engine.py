@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,8 +81,17 @@ def make_job(model: SegmentationModel, image: np.ndarray, settings: Settings) ->
     return job
 
 
-def run_network(model: SegmentationModel, jobs: list[Job], settings: Settings) -> None:
-    """Predict every tile x view of ``jobs`` in batches; fills each job's blender/instances."""
+def run_network(
+    model: SegmentationModel,
+    jobs: list[Job],
+    settings: Settings,
+    done: Callable[[int], Any] | None = None,
+) -> None:
+    """Predict every tile x view of ``jobs`` in batches; fills each job's blender/instances.
+
+    ``done(n)``, when given, is called after each batch with its number of tile x view inputs
+    (a progress bar's ``update``).
+    """
     items = [
         (j, t, v)
         for j, job in enumerate(jobs)
@@ -116,6 +126,8 @@ def run_network(model: SegmentationModel, jobs: list[Job], settings: Settings) -
             share = (time.perf_counter() - began) / len(batch)
             for j, _, _ in batch:
                 jobs[j].network_seconds += share
+            if done is not None:
+                done(len(batch))
 
 
 def merged_instances(job: Job, settings: Settings, mask_threshold: float) -> dict[str, Any]:

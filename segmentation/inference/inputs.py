@@ -1,8 +1,10 @@
 """Images going into the network: validation, channel choice, rescaling and normalisation.
 
-Channel choice (documented in :class:`~segmentation.inference.options.SegmentOptions`): a gray image
-is replicated to the network's three input channels, RGB is used as is, alpha is dropped; with
-``channel=c`` one channel of a multi-channel image is used as gray.
+Channel choice (:func:`as_image_array`, options ``channel`` and ``channel_axis`` of
+:class:`~segmentation.inference.options.SegmentOptions`): a gray image is replicated to the
+network's three input channels, RGB is used as is, alpha is dropped; with ``channel=c`` one channel
+of a multi-channel image is used as gray; ``channel_axis`` says which axis holds the channels
+(channels-first arrays, multi-page TIFFs).
 
 Normalisation statistics (the percentile range) come from the whole image, never from a tile, so
 that tiles of one image are scaled alike; :func:`normalized_window` then normalises any window of
@@ -20,30 +22,115 @@ import numpy as np
 
 from segmentation.datasets.normalize import CLIP_HIGH, CLIP_LOW
 
+_USE_CHANNEL = "segment(..., channel=c) or SegmentOptions(channel=c)"
+_STACKS = "3-D stacks are not supported: segment one plane at a time"
 
-def as_image_array(image: np.ndarray | str | os.PathLike, channel: int | None = None) -> np.ndarray:
-    """A path or array -> ``(H, W, C)`` array with ``C`` in ``{1, 3}``.
+
+def _channel_axis(
+    shape: tuple[int, ...], channel_axis: int | None, axes: str | None, what: str
+) -> int:
+    """The axis (0..2) holding the channels of a 3-D image; errors name the fix."""
+    if channel_axis is not None:
+        if isinstance(channel_axis, bool) or not isinstance(channel_axis, int | np.integer):
+            raise TypeError(f"channel_axis must be None or an int, got {channel_axis!r}")
+        if not -3 <= channel_axis < 3:
+            raise ValueError(
+                f"channel_axis={channel_axis} is out of range for {what} of shape {shape}; use "
+                "0 (channels first, (C, H, W)) or -1 (channels last, (H, W, C))"
+            )
+        axis = int(channel_axis) % 3
+        if axes is not None and axes[axis] in "YX":
+            others = [i for i, a in enumerate(axes) if a not in "YX"]
+            raise ValueError(
+                f"channel_axis={channel_axis} points at the {axes[axis]} axis of {what} (axes "
+                f"{axes!r}, shape {shape}); its channels are axis {others[0]}: pass "
+                f"channel_axis={others[0]}"
+            )
+        if axes is None:
+            height, width = (shape[i] for i in range(3) if i != axis)
+            if shape[axis] > min(height, width):
+                raise ValueError(
+                    f"channel_axis={channel_axis} makes {what} of shape {shape} a {height} x "
+                    f"{width} image with {shape[axis]} channels, more channels than pixels along "
+                    "a side; pass the axis that holds the channels (0 for (C, H, W), -1 for "
+                    "(H, W, C))"
+                )
+        return axis
+    if axes is not None:
+        (axis,) = (i for i, a in enumerate(axes) if a not in "YX")
+        if axes[axis] not in "SC":
+            raise ValueError(
+                f"{what} is a stack of {shape[axis]} planes along axis {axis} ({axes[axis]!r}: "
+                f"axes {axes!r}, shape {shape}); if the planes are channels, pass "
+                f"channel_axis={axis} (and channel=c to use one as the nuclear stain); else "
+                f"{_STACKS}"
+            )
+        return axis
+    if shape[0] < shape[2] and shape[2] not in (1, 3, 4):  # channels last is doubtful
+        raise ValueError(
+            f"{what} of shape {shape} is ambiguous: channels first (C, H, W) with {shape[0]} "
+            f"channels, or channels last (H, W, C) with {shape[2]}? Pass channel_axis=0 for "
+            "channels first or channel_axis=-1 for channels last (segment(..., channel_axis=0) "
+            f"or SegmentOptions(channel_axis=0)); {_STACKS}"
+        )
+    return 2
+
+
+def as_image_array(
+    image: np.ndarray | str | os.PathLike,
+    channel: int | None = None,
+    channel_axis: int | None = None,
+) -> np.ndarray:
+    """A path or array -> ``(H, W, C)`` array with ``C`` in ``{1, 3}``: the image as segmented.
+
+    Which axis holds the channels:
+
+    - ``(H, W)``: none (gray); ``channel_axis`` is ignored, so that one setting serves a folder
+      of gray and multi-channel files.
+    - A 3-D array: ``channel_axis`` when given (``0``: ``(C, H, W)``, ``-1``: ``(H, W, C)``), else
+      the last axis, unless that is doubtful: a last axis longer than the first that holds
+      other than 1, 3 or 4 values (``(3, 512, 512)``: channels first, or a stack?) is an error
+      asking for ``channel_axis``.
+    - A file (:func:`~segmentation.datasets.io.read_image_axes`): the axis its metadata names as
+      colour samples (``S``: RGB, planar RGB) or channels (``C``: ImageJ/OME hyperstacks); other
+      stacks (``QYX``: plain multi-page TIFFs, ``ZYX``, ``TYX``) need ``channel_axis``, which
+      counts the axes as stored (``CYX`` or ``QYX``: 0) and may not point at Y or X.
+
+    Which channels are used:
+
+    - ``channel=c``: channel ``c`` (from 0) as a gray image (e.g. the DNA stain); any number of
+      channels.
+    - ``channel=None``: 1 channel is gray, 3 are colour (RGB order), 4 channels last (``(H, W,
+      4)``, the layout of RGBA pixels) are RGBA and alpha is dropped; any other count (2, 5...,
+      or 4 channels first, a 4-stain stack) is an error asking for ``channel``. (Cellpose 4 uses
+      the first three channels and drops the rest; here nothing is dropped silently.)
 
     Args:
-        image: ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` or ``(H, W, 4)`` array of integer or float
-            dtype (alpha, the 4th channel, is dropped), any ``(H, W, C)`` when ``channel`` is given,
-            or a PNG/TIFF path (8/16-bit, gray/RGB/RGBA; see
-            :func:`segmentation.datasets.io.read_image`).
-        channel: ``None`` keeps gray/RGB; an int picks that channel as a gray image.
+        image: an array of integer or float dtype, or a PNG/TIFF path (8/16-bit, float32,
+            gray/RGB/RGBA, multi-page or multi-channel TIFF).
+        channel: ``None`` or the channel to use as a gray image.
+        channel_axis: ``None`` or the axis of the array (as stored, for a file) holding the
+            channels.
 
     Returns:
-        ``(H, W, C)`` array (a view of the input where possible; never modified), same dtype.
+        ``(H, W, C)`` array, ``C`` in ``{1, 3}`` (a view of the input where possible; never
+        modified), same dtype.
 
     Raises:
         TypeError: not an array or path, or a bool/complex/object dtype.
-        ValueError: a 3-D stack or other shape, an empty image, NaN or infinite values, a channel
-            index out of range.
+        ValueError: an ambiguous shape without ``channel_axis``, a stack or 4-D array, an empty
+            image, NaN or infinite values, a channel index out of range, a channel count that
+            needs ``channel``.
         FileNotFoundError: a path that does not exist.
     """
+    axes, what = None, "the image"
     if isinstance(image, str | os.PathLike):
-        from segmentation.datasets.io import read_image
+        from segmentation.datasets.io import read_image_axes
 
-        image = read_image(Path(image))
+        what = str(image)
+        image, axes = read_image_axes(Path(image))
+        if len(axes) != image.ndim or "Y" not in axes or "X" not in axes:
+            axes = None  # no usable names: read like an array
     if not isinstance(image, np.ndarray):
         raise TypeError(f"image must be a numpy array or a file path, got {type(image).__name__}")
     if image.dtype.kind not in "uif":
@@ -51,25 +138,37 @@ def as_image_array(image: np.ndarray | str | os.PathLike, channel: int | None = 
             f"image must hold real numbers (uint8, uint16, float32...), got {image.dtype}; "
             "convert with image.astype(np.float32)"
         )
+    shape = tuple(image.shape)
     if image.ndim == 2:
-        image = image[:, :, None]
-    if image.ndim != 3 or (channel is None and image.shape[2] not in (1, 3, 4)):
+        image, axis = image[:, :, None], 2
+    elif image.ndim == 3:
+        axis = _channel_axis(shape, channel_axis, axes, what)
+        image = np.moveaxis(image, axis, -1)
+    else:
+        named = "" if axes is None else f" (axes {axes!r})"
         raise ValueError(
-            f"image must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got shape {image.shape}; "
-            "3-D stacks are not supported: segment one plane at a time (channels first? use "
-            "np.moveaxis(image, 0, -1); several channels? pass SegmentOptions(channel=c))"
+            f"{what} must be (H, W), or have one channel axis ((H, W, C), or (C, H, W) with "
+            f"channel_axis=0), got shape {shape}{named}; {_STACKS}"
         )
     if min(image.shape[:2]) < 1:
-        raise ValueError(f"image is empty (shape {image.shape})")
+        raise ValueError(f"image is empty (shape {shape})")
+    count = image.shape[2]
     if channel is not None:
-        if channel >= image.shape[2]:
+        if channel >= count:
             raise ValueError(
-                f"channel {channel} requested but the image has {image.shape[2]} channel(s) "
-                f"(shape {image.shape}); channels are numbered from 0"
+                f"channel {channel} requested but the image has {count} channel(s) "
+                f"(shape {shape}, channels along axis {axis}); channels are numbered from 0"
             )
         image = image[:, :, channel : channel + 1]
-    elif image.shape[2] == 4:
-        image = image[:, :, :3]
+    elif count == 4 and axis == 2 and axes is None:
+        image = image[:, :, :3]  # RGBA pixels: alpha dropped
+    elif count not in (1, 3):
+        raise ValueError(
+            f"{what} has {count} channels (shape {shape}, channels along axis {axis}); choose "
+            f"the one to segment (the nuclear stain) with channel=c, c in 0..{count - 1} "
+            f"({_USE_CHANNEL}): only 1 (gray), 3 (RGB) or 4 channels last (RGBA) are used "
+            "without a choice"
+        )
     if image.dtype.kind == "f" and not np.isfinite(image).all():
         bad = int(np.count_nonzero(~np.isfinite(image)))
         raise ValueError(

@@ -19,23 +19,69 @@ from segmentation.training.checkpoint import read_checkpoint
 INPUT_MULTIPLE = 32
 
 
+def available_devices() -> list[str]:
+    """Devices this machine can run on: ``"cpu"``, then ``"cuda:0"``... and ``"mps"`` if any."""
+    names = ["cpu"]
+    if torch.cuda.is_available():
+        names += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        names.append("mps")
+    return names
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when available (``cuda:$LOCAL_RANK`` under torchrun), else CPU; other
-    strings are passed to ``torch.device``."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        return torch.device("cpu")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available; use device='cpu'")
-    try:
-        return torch.device(device)
-    except RuntimeError as err:
+    """The device to run on, checked to exist on this machine.
+
+    Args:
+        device: ``"auto"`` (CUDA when available, ``cuda:$LOCAL_RANK`` under torchrun; else the
+            CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` (Apple GPUs), or a
+            ``torch.device``.
+
+    Returns:
+        The ``torch.device``.
+
+    Raises:
+        ValueError: an unknown name, or a device this machine lacks; the message lists the
+            devices it has.
+        TypeError: neither a string nor a ``torch.device``.
+    """
+    if isinstance(device, str):
+        name = device.strip().lower()
+        if name == "auto":
+            if torch.cuda.is_available():
+                return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            return torch.device("cpu")
+        index = name[5:] if name.startswith("cuda:") else ""
+        if name not in ("cpu", "mps", "cuda") and not (index.isdigit() and index.isascii()):
+            raise ValueError(
+                f"unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps; available: "
+                f"{', '.join(available_devices())}"
+            )
+        target = torch.device(name)
+    elif isinstance(device, torch.device):
+        target = device
+    else:
+        raise TypeError(f"device must be a string or a torch.device, got {device!r}")
+    available = ", ".join(available_devices())
+    if target.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device {str(device)!r} requested but CUDA is not available on this machine "
+                f"(no NVIDIA GPU, or a CPU-only torch); available: {available}"
+            )
+        count = torch.cuda.device_count()
+        if target.index is not None and target.index >= count:
+            raise ValueError(
+                f"device {str(device)!r} requested but this machine has {count} CUDA "
+                f"device(s); available: {available}"
+            )
+    elif target.type == "mps" and "mps" not in available_devices():
         raise ValueError(
-            f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'"
-        ) from err
+            f"device {str(device)!r} requested but MPS (Apple GPU) is not available on this "
+            f"machine; available: {available}"
+        )
+    return target
 
 
 class SegmentationModel:

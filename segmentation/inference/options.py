@@ -1,14 +1,15 @@
 """Settings of :func:`~segmentation.inference.segment` beyond its keyword arguments.
 
-:class:`SegmentOptions` holds the rarely changed ones (channel choice, rescaling, TTA views, block
-decoding, instance merging); :func:`pick_tile_size` chooses a tile size from the device's memory
-when ``segment(..., tile_size=None)``.
+:class:`SegmentOptions` holds the rarely changed ones (channel choice and axis, rescaling, TTA
+views, block decoding, instance merging; ``diameter``, ``channel`` and ``channel_axis`` are also
+keyword arguments of ``segment()``, merged by :func:`merge_options`); :func:`pick_tile_size` chooses
+a tile size from the device's memory when ``segment(..., tile_size=None)``.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -33,9 +34,18 @@ class SegmentOptions:
 
     Attributes:
         channel: ``None`` (default): gray images are replicated to the network's three input
-            channels, RGB is used as is, alpha (the 4th of 4 channels) is dropped. An int ``c``:
-            use channel ``c`` of an ``(H, W, C)`` image as a gray image (e.g. the DNA stain of a
-            multi-channel fluorescence image); any ``C`` is then accepted.
+            channels, RGB is used as is, alpha (the 4th of 4 channels last) is dropped; other
+            channel counts are an error asking for ``channel``. An int ``c``: use channel ``c``
+            (from 0) as a gray image (e.g. the DNA stain of a multi-channel fluorescence image);
+            any number of channels is then accepted.
+        channel_axis: ``None`` (default): arrays are channels last, ``(H, W, C)`` (a shape whose
+            last axis is longer than its first and not 1, 3 or 4, such as ``(3, 512, 512)``, is
+            refused as ambiguous), files have the channel axis their metadata names (RGB samples, an
+            ImageJ/OME ``C`` axis). An int: the axis holding the channels, like Cellpose's
+            ``channel_axis``: ``0`` for a ``(C, H, W)`` array or a multi-page TIFF (axes ``QYX``,
+            ``CYX``; counted as stored), ``-1`` for ``(H, W, C)``. Ignored for 2-D images. With
+            ``channel_axis`` and no ``channel``, 1 channel is gray, 3 are colour; other counts
+            need ``channel`` (see :func:`~segmentation.inference.inputs.as_image_array`).
         scale: resize factor applied before inference (``0.5`` halves each side); labels are
             resized back to the input's shape (nearest neighbour). Use it when the nuclei are far
             from the training size (see ``diameter``).
@@ -58,10 +68,14 @@ class SegmentOptions:
             mask).
         thresholds: post-processing thresholds overriding the model's (a dict of the family's
             threshold fields, or its thresholds dataclass); ``None`` keeps the model's.
-        progress: show a progress bar over the images of a list or folder.
+        progress: show a progress bar (tqdm, on stderr): over the images of a list or folder,
+            over the tiles of a single image (each tile once per TTA view; a second pass at the
+            estimated nucleus size adds its tiles). Off by default in Python; the CLI shows it
+            when stderr is a terminal (``--no-progress`` hides it).
     """
 
     channel: int | None = None
+    channel_axis: int | None = None
     scale: float | None = None
     diameter: float | None = None
     reference_diameter: float = REFERENCE_DIAMETER
@@ -78,6 +92,15 @@ class SegmentOptions:
             isinstance(self.channel, bool) or not isinstance(self.channel, int) or self.channel < 0
         ):
             raise ValueError(f"channel must be None or an integer >= 0, got {self.channel!r}")
+        if self.channel_axis is not None and (
+            isinstance(self.channel_axis, bool)
+            or not isinstance(self.channel_axis, int)
+            or not -3 <= self.channel_axis <= 2
+        ):
+            raise ValueError(
+                f"channel_axis must be None or an axis of a 3-D image (0 for (C, H, W), -1 for "
+                f"(H, W, C)), got {self.channel_axis!r}"
+            )
         for name in ("scale", "diameter", "reference_diameter"):
             value = getattr(self, name)
             if value is None:
@@ -118,6 +141,38 @@ class SegmentOptions:
         if self.diameter is not None:
             return float(self.reference_diameter) / float(self.diameter)
         return 1.0 if self.scale is None else float(self.scale)
+
+
+def merge_options(options: SegmentOptions | None, **keywords: Any) -> SegmentOptions:
+    """``options`` with the fields given as keyword arguments of ``segment()`` filled in.
+
+    ``segment(image, diameter=30)`` is ``segment(image, options=SegmentOptions(diameter=30))``.
+    A keyword left at ``None`` changes nothing; a keyword and a different non-``None`` value of
+    the same field in ``options`` are an error (the call would be read two ways).
+
+    Args:
+        options: a :class:`SegmentOptions` or ``None`` (the defaults).
+        keywords: field names of :class:`SegmentOptions` and their values (``None``: not given).
+
+    Returns:
+        The merged :class:`SegmentOptions` (validated like any other).
+
+    Raises:
+        TypeError: ``options`` is not a :class:`SegmentOptions`.
+        ValueError: a keyword conflicts with ``options``, or the merged options are invalid.
+    """
+    options = SegmentOptions() if options is None else options
+    if not isinstance(options, SegmentOptions):
+        raise TypeError(f"options must be a SegmentOptions, got {type(options).__name__}")
+    given = {name: value for name, value in keywords.items() if value is not None}
+    for name, value in given.items():
+        current = getattr(options, name)
+        if current is not None and current != value:
+            raise ValueError(
+                f"{name}={value!r} conflicts with options.{name}={current!r}: give {name} once, "
+                f"as segment(..., {name}=...) or in SegmentOptions({name}=...)"
+            )
+    return replace(options, **given) if given else options
 
 
 def _available_cpu_bytes() -> int:
