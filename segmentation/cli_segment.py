@@ -73,6 +73,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "more than 3 channels)",
     )
     parser.add_argument(
+        "--stained-view",
+        choices=("rgb", "hematoxylin"),
+        default=None,
+        help="how stained tissue is shown to the network: as it is (rgb) or as its haematoxylin "
+        "density (hematoxylin; try it for IHC); default: as the model was trained",
+    )
+    parser.add_argument(
         "--channel-axis",
         type=int,
         default=None,
@@ -167,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
     options = SegmentOptions(
         channel=args.channel,
         channel_axis=args.channel_axis,
+        stained_view=args.stained_view,
         scale=args.scale,
         diameter=args.diameter,
         auto_diameter=not args.no_auto_diameter,

@@ -80,3 +80,16 @@ def test_progress_only_on_a_terminal(model_file, gray, tmp_path, capsys, monkeyp
     assert re.search(r"tiles: 100%.* (\d+)/\1 \[", err), err  # the tiles of one image
     assert _run(model_file, one, tmp_path / "o", *fast, "--no-progress") == 0
     assert "%|" not in capsys.readouterr().err
+
+
+def test_stained_view_reaches_segment(model_file, tmp_path):
+    import imageio.v3 as iio
+
+    stained = synthetic_nuclei((100, 130), 20, seed=5, radius_range=(5, 9), modality="histology")
+    iio.imwrite(tmp_path / "he.png", stained.image)
+    out = tmp_path / "out"
+    assert _run(model_file, [tmp_path / "he.png"], out, "--stained-view", "hematoxylin") == 0
+    seen = SegmentOptions(stained_view="hematoxylin")
+    expected = segment(stained.image, model_file, device="cpu", options=seen)
+    np.testing.assert_array_equal(read_labels(out / "he_labels.tif"), expected)
+    assert not np.array_equal(expected, segment(stained.image, model_file, device="cpu"))

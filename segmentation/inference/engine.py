@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from segmentation.datasets.labels import relabel_sequential
+from segmentation.datasets.nuclear_view import nuclear_view, recipe_stained_view
 from segmentation.inference.blocks import decode_maps
 from segmentation.inference.details import (
     SegmentDetails,
@@ -69,9 +70,14 @@ class Job:
 
 
 def make_job(model: SegmentationModel, image: np.ndarray, settings: Settings) -> Job:
-    """Prepare one ``(H, W, C)`` image (``C`` in {1, 3}, validated): resize, range, tiles."""
-    factor = settings.options.resize_factor
-    scaled = resize_image(image, scaled_shape(image.shape[:2], factor)) if factor != 1 else image
+    """Prepare one ``(H, W, C)`` image (``C`` in {1, 3}, validated): its nuclear view (unless a
+    channel was picked), resize, range, tiles."""
+    options = settings.options
+    seen = image
+    if options.channel is None:
+        seen = nuclear_view(image, options.stained_view or recipe_stained_view(model.recipe))
+    factor = options.resize_factor
+    scaled = resize_image(seen, scaled_shape(seen.shape[:2], factor)) if factor != 1 else seen
     lo, hi = intensity_range(scaled, model.normalization["low"], model.normalization["high"])
     dense = model.family.dense  # dense networks need padded inputs, Mask R-CNN pads itself
     tiles = tile_grid(scaled.shape[:2], settings.tile_size, settings.overlap, INPUT_MULTIPLE, dense)

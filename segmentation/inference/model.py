@@ -166,8 +166,11 @@ class SegmentationModel:
         return asdict(self.thresholds) if is_dataclass(self.thresholds) else dict(self.thresholds)
 
     def prepare(self, image: np.ndarray | str | os.PathLike) -> np.ndarray:
-        """Image (array or path) -> normalised ``(3, H, W)`` float32 network input."""
-        array = as_image_array(image)
+        """Image (array or path) -> normalised ``(3, H, W)`` float32 network input, stained
+        tissue seen as the model was trained (:mod:`segmentation.datasets.nuclear_view`)."""
+        from segmentation.datasets.nuclear_view import nuclear_view, recipe_stained_view
+
+        array = nuclear_view(as_image_array(image), recipe_stained_view(self.recipe))
         lo, hi = intensity_range(array, self.normalization["low"], self.normalization["high"])
         return normalized_window(array, lo, hi, 0, 0, *array.shape[:2])
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from segmentation.datasets.nuclear_view import STAINED_VIEWS
+
 #: Typical nucleus diameter (pixels) of the DSB2018 stage-1 training images, the scale the models
 #: are trained at: the median over the 664 images of each image's median equivalent diameter
 #: ``2 * sqrt(area / pi)`` (18.05 px; the median over all 28,986 nuclei is 19.6 px, 5-95 % of the
@@ -57,6 +59,12 @@ class SegmentOptions:
             diameter from a first pass and segment again at the training scale when the nuclei
             are much smaller (or very much larger) than ``reference_diameter``
             (:mod:`.diameter`); ``False`` keeps the image's own scale.
+        stained_view: how stained tissue (colour on a bright background) is shown to the network:
+            ``"rgb"`` as it is, ``"hematoxylin"`` as its haematoxylin density from colour
+            deconvolution (useful for IHC, where brown DAB hides the nuclei), ``None`` (default)
+            the view the model was trained with. Without ``channel``, a colour image on a dark
+            background (a fluorescence composite) is seen through its blue (DAPI) channel
+            (:mod:`segmentation.datasets.nuclear_view`).
         tta_views: views averaged when ``segment(..., tta=True)``, names from :data:`TTA_VIEWS`
             (default all eight: four rotations, each with and without a mirror).
         decode_limit: images (after scaling) with more pixels than this are decoded in blocks of
@@ -80,6 +88,7 @@ class SegmentOptions:
     diameter: float | None = None
     reference_diameter: float = REFERENCE_DIAMETER
     auto_diameter: bool = True
+    stained_view: str | None = None
     tta_views: tuple[str, ...] = TTA_VIEWS
     decode_limit: int | None = DECODE_LIMIT
     decode_block: int = 2048
@@ -113,6 +122,11 @@ class SegmentOptions:
             raise ValueError(
                 f"give scale ({self.scale}) or diameter ({self.diameter}), not both: diameter "
                 "sets scale = reference_diameter / diameter"
+            )
+        if self.stained_view is not None and self.stained_view not in STAINED_VIEWS:
+            raise ValueError(
+                f"stained_view must be None (the model's) or one of {STAINED_VIEWS}, got "
+                f"{self.stained_view!r}"
             )
         views = tuple(self.tta_views)
         unknown = [v for v in views if v not in TTA_VIEWS]
