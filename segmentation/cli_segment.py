@@ -107,23 +107,29 @@ def shard(files: list[Path], rank: int, world_size: int) -> list[Path]:
 
 
 def _merge_submission(path: Path, world_size: int) -> None:
-    """Concatenate the ranks' submission parts into ``path`` (rows grouped by image id)."""
+    """Concatenate the ranks' submission parts into ``path`` (rows grouped by image id).
+
+    ``path`` is written atomically; the parts are removed only once it is in place, so a failed
+    merge keeps them.
+    """
+    from segmentation.atomic import atomic_write
+
     rows = []
-    for r in range(world_size):
-        part = path.with_name(f"{path.name}.part{r}")
-        with open(part, newline="") as f:
+    parts = [path.with_name(f"{path.name}.part{r}") for r in range(world_size)]
+    for part in parts:
+        with open(part, newline="", encoding="utf-8") as f:
             rows.extend(list(csv.reader(f))[1:])
-        part.unlink()
     rows.sort(key=lambda row: row[0])  # stable: nuclei keep their order within an image
-    with open(path, "w", newline="") as f:
+    with atomic_write(path) as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["ImageId", "EncodedPixels"])
         writer.writerows(rows)
+    for part in parts:
+        part.unlink()
 
 
 def run(args: argparse.Namespace) -> int:
     """Segment every input; unreadable files are reported by name and skipped (exit 1)."""
-    import imageio.v3 as iio
     from tqdm.auto import tqdm
 
     from segmentation.datasets.io import write_labels
@@ -135,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
         segment_files,
     )
     from segmentation.inference.details import write_nuclei_csv
-    from segmentation.visualize import overlay_outlines
+    from segmentation.visualize import write_overlay
 
     rank = int(os.environ.get("RANK", "0"))
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
@@ -174,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
         labels = result.labels
         write_labels(out / f"{path.stem}_labels.tif", labels)
         if not args.no_overlay:
-            iio.imwrite(out / f"{path.stem}_overlay.png", overlay_outlines(result.image, labels))
+            write_overlay(out / f"{path.stem}_overlay.png", result.image, labels)
         if result.details is not None:
             write_nuclei_csv(out / f"{path.stem}_nuclei.csv", result.details.nuclei, path.stem)
         if args.submission:

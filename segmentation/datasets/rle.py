@@ -4,7 +4,7 @@ Definition used by the competition: pixels are numbered from 1, top to bottom, t
 (column-major: pixel 1 is ``(0, 0)``, pixel 2 is ``(1, 0)``, pixel ``H + 1`` is ``(0, 1)``). A mask is
 the string ``"start length start length ..."`` of its runs, starts increasing and runs not touching
 one another. One CSV row per nucleus; an image without nuclei is one row with an empty
-``EncodedPixels``.
+``EncodedPixels``. Submissions are written atomically (a temporary file, then a rename).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from segmentation.atomic import atomic_write
 from segmentation.datasets.labels import validate_labels
 
 
@@ -210,7 +211,12 @@ def write_submission_csv(path: str | os.PathLike, labels_by_id: Mapping[str, np.
 
     Images are written in sorted id order, nuclei in label order, runs sorted; a label image
     cannot hold overlaps, so none are written. An image with no nucleus gets one row with an
-    empty ``EncodedPixels``.
+    empty ``EncodedPixels``. The file is written atomically: a failed write leaves no truncated
+    CSV under ``path``.
+
+    Raises:
+        TypeError / ValueError: an invalid label image (named by its id).
+        segmentation.atomic.OutputError: the file cannot be written (message names path and fix).
     """
     path = Path(path)
     encoded = {}
@@ -219,8 +225,7 @@ def write_submission_csv(path: str | os.PathLike, labels_by_id: Mapping[str, np.
             encoded[image_id] = labels_to_rles(labels_by_id[image_id])
         except (TypeError, ValueError) as err:
             raise type(err)(f"image {image_id}: {err}") from err
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
+    with atomic_write(path) as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["ImageId", "EncodedPixels"])
         for image_id, rles in encoded.items():

@@ -176,21 +176,52 @@ def table_rows(table: np.ndarray) -> list[dict[str, Any]]:
     return [{name: row[name].item() for name in names} for row in table]
 
 
-def write_nuclei_csv(path: str | os.PathLike, table: np.ndarray, image_name: str) -> Path:
-    """Write a per-nucleus table as CSV with an ``image`` column first; returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    names = list(table.dtype.names or ())
-    with open(path, "w", newline="") as f:
+def write_nuclei_csv(path: str | os.PathLike, table: Any, image_name: str) -> Path:
+    """Write a per-nucleus table as CSV with an ``image`` column first; returns the path.
+
+    Args:
+        path: destination CSV; parent folders are created. Written atomically: a failed write
+            leaves no truncated file under ``path``.
+        table: one row per nucleus, either a NumPy structured array (:data:`NUCLEUS_DTYPE` or any
+            other fields) or a pandas ``DataFrame`` (its columns, index left out); a column named
+            ``image`` in the table is replaced by ``image_name``.
+        image_name: the value of the ``image`` column (the output name of the image).
+
+    Floats are written with 6 significant digits, NaN as an empty field; both kinds of table give
+    the same file.
+
+    Raises:
+        TypeError: ``table`` is neither a structured array nor a DataFrame.
+        segmentation.atomic.OutputError: the file cannot be written (message names path and fix).
+    """
+    from segmentation.atomic import atomic_write
+
+    records = _records(table)
+    names = [name for name in records.dtype.names if name != "image"]
+    with atomic_write(path) as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["image", *names])
-        for row in table:
+        for row in records:
             writer.writerow([image_name, *(_fmt(row[name]) for name in names)])
-    return path
+    return Path(path)
+
+
+def _records(table: Any) -> np.ndarray:
+    """A structured array, or a DataFrame through ``to_records(index=False)``."""
+    if hasattr(table, "to_records") and hasattr(table, "columns"):  # pandas, without importing it
+        table = table.to_records(index=False)
+    if not isinstance(table, np.ndarray) or table.dtype.names is None:
+        raise TypeError(
+            f"the nucleus table must be a NumPy structured array or a pandas DataFrame, got "
+            f"{type(table).__name__}; pass SegmentDetails.nuclei"
+        )
+    return table
 
 
 def _fmt(value: Any) -> str:
     value = value.item() if hasattr(value, "item") else value
+    if value is None:
+        return ""
     if isinstance(value, float):
         return "" if np.isnan(value) else f"{value:.6g}"
     return str(value)
