@@ -2,11 +2,23 @@
 
 Without ``--model`` the default model that ships inside the package is used.
 
-Per input image ``<stem>``: ``<stem>_labels.tif`` (int labels, uint16 up to 65,535 nuclei, else
-int32), ``<stem>_overlay.png`` (outlines over the image) and ``<stem>_nuclei.csv`` (one row per
-nucleus: area, centroid, bounding box, mean intensity, score). ``--submission FILE`` also writes a
-Kaggle DSB2018 submission CSV (``ImageId`` = stem). A file that cannot be read is reported by name
-and skipped; the others are still segmented (exit status 1).
+Per input image, under its output name ``<name>``: ``<name>_labels.tif`` (int labels, uint16 up to
+65,535 nuclei, else int32), ``<name>_overlay.png`` (outlines over the image) and
+``<name>_nuclei.csv`` (one row per nucleus: area, centroid, bounding box, mean intensity, score).
+``--submission FILE`` also writes a Kaggle DSB2018 submission CSV (``ImageId`` = name). A file that
+cannot be read is reported by name and skipped; the others are still segmented (exit status 1).
+
+Output names: an image's name is its file stem (``a.png`` -> ``a``), unless another input has the
+same stem (ignoring case): then each of them is named ``<stem>_<suffix>`` (``a.png`` -> ``a_png``,
+``a.jpg`` -> ``a_jpg``). Inputs whose name would still be another input's (the same file name in
+two folders) are reported and skipped (exit status 1); the others are segmented.
+``segmentation evaluate --pred DIR`` reads ``<name>_labels.tif`` as image ``<name>``.
+
+Every file is written to a temporary file beside it and renamed into place, so an interrupted run
+(crash, ``kill -9``, full disk) never leaves a truncated file under a final name. ``--output`` must
+be a writable folder (created if missing) and ``--submission`` a file in a writable folder: both
+are checked before the model is loaded; a write that fails later (e.g. the disk fills up) stops
+the run. Either way the error is one line naming the path and the fix, exit status 1.
 
 Under ``torchrun --nproc_per_node=N -m segmentation segment ...`` the input files are sharded over
 the ranks (``RANK``/``WORLD_SIZE``); each rank writes its own files, and rank 0 gathers the
@@ -29,7 +41,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="segment images with the default model or a trained one",
         description="Segment image files (or folders of them) with the default model shipped in "
         "the package, or --model; writes <stem>_labels.tif, <stem>_overlay.png and "
-        "<stem>_nuclei.csv per image into --output.",
+        "<stem>_nuclei.csv per image into --output (inputs that share a stem, such as a.png and "
+        "a.jpg, are named <stem>_<suffix>: a_png, a_jpg).",
     )
     parser.add_argument("inputs", nargs="+", help="image files (PNG/TIFF...) or folders of them")
     parser.add_argument(
@@ -100,7 +113,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def collect_inputs(inputs: list[str]) -> list[Path]:
-    """Expand folders into their image files (sorted); missing paths raise FileNotFoundError."""
+    """Expand folders into their image files (sorted); the same file given twice counts once.
+
+    Args:
+        inputs: image files and/or folders of them.
+
+    Returns:
+        The image files, in the order given (each folder's files sorted by name).
+
+    Raises:
+        FileNotFoundError: a path does not exist, or no image file was found.
+    """
     from segmentation.inference.api import list_images
 
     files: list[Path] = []
@@ -114,18 +137,52 @@ def collect_inputs(inputs: list[str]) -> list[Path]:
             raise FileNotFoundError(f"input {item!r} does not exist")
     if not files:
         raise FileNotFoundError(f"no image files (PNG, JPEG, BMP, GIF, TIFF) in {inputs}")
-    stems: dict[str, Path] = {}
-    clashes = []
+    seen: set[Path] = set()
+    unique = []
     for path in files:
-        if path.stem in stems:
-            clashes.append(f"{stems[path.stem]} / {path}")
-        stems.setdefault(path.stem, path)
-    if clashes:
-        raise ValueError(
-            f"several inputs share a file stem, their outputs would overwrite each other: "
-            f"{clashes}; rename them or segment them into different --output folders"
-        )
-    return files
+        if path.resolve() not in seen:
+            seen.add(path.resolve())
+            unique.append(path)
+    return unique
+
+
+def output_names(files: list[Path]) -> tuple[dict[Path, str], dict[Path, str]]:
+    """The output name of every input (see the module docstring), and the inputs refused.
+
+    Args:
+        files: the input image files (distinct paths).
+
+    Returns:
+        ``(names, refused)``: ``{file: name}`` for the files to segment, in input order, and
+        ``{file: reason}`` for those whose name would still be another input's (the same file
+        name in two folders, ...); names are compared ignoring case, as some file systems do.
+    """
+    by_stem: dict[str, list[Path]] = {}
+    for path in files:
+        by_stem.setdefault(path.stem.casefold(), []).append(path)
+    wanted = {
+        path: path.stem if len(by_stem[path.stem.casefold()]) == 1 else _with_suffix(path)
+        for path in files
+    }
+    by_name: dict[str, list[Path]] = {}
+    for path, name in wanted.items():
+        by_name.setdefault(name.casefold(), []).append(path)
+    names, refused = {}, {}
+    for path, name in wanted.items():
+        others = [str(p) for p in by_name[name.casefold()] if p is not path]
+        if others:
+            refused[path] = (
+                f"its outputs ({name}_labels.tif...) would overwrite those of {', '.join(others)}; "
+                "rename one of them or segment them into different --output folders"
+            )
+        else:
+            names[path] = name
+    return names, refused
+
+
+def _with_suffix(path: Path) -> str:
+    """``a.jpg`` -> ``a_jpg``: the name of an input that shares its stem with another input."""
+    return f"{path.stem}_{path.suffix.lstrip('.').lower()}"
 
 
 def shard(files: list[Path], rank: int, world_size: int) -> list[Path]:
@@ -136,25 +193,42 @@ def shard(files: list[Path], rank: int, world_size: int) -> list[Path]:
 
 
 def _merge_submission(path: Path, world_size: int) -> None:
-    """Concatenate the ranks' submission parts into ``path`` (rows grouped by image id)."""
+    """Concatenate the ranks' submission parts into ``path`` (rows grouped by image id).
+
+    ``path`` is written atomically; the parts are removed only once it is in place, so a failed
+    merge keeps them.
+    """
+    from segmentation.atomic import atomic_write
+
     rows = []
-    for r in range(world_size):
-        part = path.with_name(f"{path.name}.part{r}")
-        with open(part, newline="") as f:
+    parts = [path.with_name(f"{path.name}.part{r}") for r in range(world_size)]
+    for part in parts:
+        with open(part, newline="", encoding="utf-8") as f:
             rows.extend(list(csv.reader(f))[1:])
-        part.unlink()
     rows.sort(key=lambda row: row[0])  # stable: nuclei keep their order within an image
-    with open(path, "w", newline="") as f:
+    with atomic_write(path) as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["ImageId", "EncodedPixels"])
         writer.writerows(rows)
+    for part in parts:
+        part.unlink()
+
+
+def _fail(message: object) -> int:
+    print(f"segmentation segment: error: {message}", file=sys.stderr)
+    return 1
 
 
 def run(args: argparse.Namespace) -> int:
-    """Segment every input; unreadable files are reported by name and skipped (exit 1)."""
-    import imageio.v3 as iio
+    """Segment every input; unreadable files are reported by name and skipped (exit 1).
+
+    Outputs that cannot be written (``--output`` a file or read-only, ``--submission`` a folder,
+    a full disk) stop the run with one line naming the path and the fix (exit 1); what can be
+    checked is checked before the model is loaded.
+    """
     from tqdm.auto import tqdm
 
+    from segmentation.atomic import OutputError, check_output_file, check_output_folder
     from segmentation.datasets.io import write_labels
     from segmentation.datasets.rle import write_submission_csv
     from segmentation.inference import (
@@ -165,12 +239,23 @@ def run(args: argparse.Namespace) -> int:
     )
     from segmentation.inference.details import write_nuclei_csv
     from segmentation.inference.model import resolve_device
-    from segmentation.visualize import overlay_outlines
+    from segmentation.visualize import write_overlay
 
     device = resolve_device(args.device)  # checked before anything is read or loaded
     rank = int(os.environ.get("RANK", "0"))
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    files = shard(collect_inputs(args.inputs), rank, world_size)
+    names, refused = output_names(collect_inputs(args.inputs))
+    files = shard(list(names), rank, world_size)
+    out = Path(args.output)
+    try:
+        check_output_folder(out, "--output")
+        if args.submission:
+            check_output_file(args.submission, "--submission")
+    except OutputError as err:
+        return _fail(err)
+    failed = list(refused) if rank == 0 else []  # reported once, by rank 0
+    for path in failed:
+        print(f"skipped {path}: {refused[path]}", file=sys.stderr)
     options = SegmentOptions(
         channel=args.channel,
         channel_axis=args.channel_axis,
@@ -184,9 +269,6 @@ def run(args: argparse.Namespace) -> int:
         model = load_default_model(device)
     else:
         model = load_model(args.model, device)
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-    failed = []
     submission = {}
     results = segment_files(
         files,
@@ -204,29 +286,35 @@ def run(args: argparse.Namespace) -> int:
             tqdm.write(f"skipped {path}: {result.error}", file=sys.stderr)
             failed.append(path)
             continue
-        labels = result.labels
-        write_labels(out / f"{path.stem}_labels.tif", labels)
-        if not args.no_overlay:
-            iio.imwrite(out / f"{path.stem}_overlay.png", overlay_outlines(result.image, labels))
-        if result.details is not None:
-            write_nuclei_csv(out / f"{path.stem}_nuclei.csv", result.details.nuclei, path.stem)
+        labels, name = result.labels, names[path]
+        try:
+            write_labels(out / f"{name}_labels.tif", labels)
+            if not args.no_overlay:
+                write_overlay(out / f"{name}_overlay.png", result.image, labels)
+            if result.details is not None:
+                write_nuclei_csv(out / f"{name}_nuclei.csv", result.details.nuclei, name)
+        except OutputError as err:
+            return _fail(err)
         if args.submission:
-            submission[path.stem] = labels
+            submission[name] = labels
         tqdm.write(f"{path.name}: {int(labels.max())} nuclei")
     if args.submission:
         target = Path(args.submission)
-        if world_size == 1:
-            write_submission_csv(target, submission)
-        else:
-            import torch.distributed as dist
+        try:
+            if world_size == 1:
+                write_submission_csv(target, submission)
+            else:
+                import torch.distributed as dist
 
-            write_submission_csv(target.with_name(f"{target.name}.part{rank}"), submission)
-            if not dist.is_initialized():
-                dist.init_process_group(backend="gloo")
-            dist.barrier()
-            if rank == 0:
-                _merge_submission(target, world_size)
-            dist.destroy_process_group()
+                write_submission_csv(target.with_name(f"{target.name}.part{rank}"), submission)
+                if not dist.is_initialized():
+                    dist.init_process_group(backend="gloo")
+                dist.barrier()
+                if rank == 0:
+                    _merge_submission(target, world_size)
+                dist.destroy_process_group()
+        except OutputError as err:
+            return _fail(err)
     if failed:
         print(
             f"{len(failed)} file(s) could not be segmented: {', '.join(map(str, failed))}",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 from skimage.segmentation import find_boundaries
 
@@ -34,3 +37,25 @@ def overlay_outlines(
     out = rgb.astype(np.uint8)
     out[find_boundaries(labels, mode="inner")] = color
     return out
+
+
+def write_overlay(path: str | os.PathLike, image: np.ndarray, labels: np.ndarray) -> Path:
+    """Write :func:`overlay_outlines` of ``image`` and ``labels`` as an RGB PNG; returns the path.
+
+    Args:
+        path: destination PNG; parent folders are created. Written atomically: a failed write
+            leaves no truncated file under ``path``.
+        image: ``(H, W)`` or ``(H, W, C)`` image, any real dtype.
+        labels: ``(H, W)`` integer label image.
+
+    Raises:
+        segmentation.atomic.OutputError: the file cannot be written (message names path and fix).
+    """
+    from PIL import Image
+
+    from segmentation.atomic import atomic_write
+
+    rgb = overlay_outlines(image, labels)
+    with atomic_write(path, "wb") as f:
+        Image.fromarray(rgb).save(f, format="PNG")
+    return Path(path)

@@ -71,6 +71,9 @@ def test_empty_mask_is_empty_string():
         ("1 3 2 2", "sorted"),
         ("11 5", "beyond"),
         ("a b", "integers"),
+        ("12345678901234567890 1", "12345678901234567890 has 20 digits"),
+        ("1 99999999999999999999", "has 20 digits"),
+        ("9223372036854775807 9223372036854775807", "beyond the image's 12 pixels"),
     ],
 )
 def test_bad_rle_strings_are_refused(rle, message):
@@ -124,6 +127,35 @@ def test_overlapping_nuclei_are_refused_naming_the_image(tmp_path):
     path.write_text("ImageId,EncodedPixels,Height,Width\nimg7,1 3,4,4\nimg7,3 2,4,4\n")
     with pytest.raises(ValueError, match=r"img7.*overlap"):
         read_rle_csv(path)
+
+
+def test_csv_with_a_byte_order_mark_is_read(tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes(b"\xef\xbb\xbfImageId,EncodedPixels,Height,Width\r\na,2 3,4,3\r\n")
+    labels = read_rle_csv(path)
+    np.testing.assert_array_equal(labels["a"], [[0, 0, 0], [1, 0, 0], [1, 0, 0], [1, 0, 0]])
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ("a,1 2 12345678901234567890 4,4,3", r"line 3: image a, nucleus 2: .* has 20 digits"),
+        ("a,1 2,12345678901234567890,3", r"line 3: Height/Width .* must lie in 1\.\."),
+        ("a,1 2,0,3", r"line 3: Height/Width \(0, 3\) must lie in"),
+    ],
+)
+def test_bad_numbers_are_errors_naming_file_and_line(tmp_path, row, message):
+    path = tmp_path / "sub.csv"
+    path.write_text(f"ImageId,EncodedPixels,Height,Width\na,5 1,4,3\n{row}\n")
+    with pytest.raises(ValueError, match=f"{path}, {message}"):
+        read_rle_csv(path)
+
+
+def test_csv_that_is_not_utf8_is_named(tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("ImageId,EncodedPixels\nimag\xe9,1 2\n".encode("latin-1"))
+    with pytest.raises(ValueError, match="latin1.csv is not UTF-8 text"):
+        read_rle_csv(path, shapes={"imag\xe9": (2, 2)})
 
 
 def test_write_submission_round_trip(tmp_path):

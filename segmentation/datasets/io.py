@@ -7,7 +7,8 @@ as RGB keeps its three channels here (the packer may store it as one). Label ima
 
 PNG, JPEG, BMP and GIF files are read with Pillow, except 16-bit PNGs with colour or alpha, which
 Pillow silently reduces to 8 bits: those are read with OpenCV. TIFF files are read with tifffile;
-multi-page and 3-D TIFFs are rejected with an error until 3-D data are supported.
+multi-page and 3-D TIFFs are rejected with an error until 3-D data are supported. Label images are
+written atomically (a temporary file, then a rename), so a failed write never leaves half a file.
 
 :func:`read_image_axes` reads an image as stored, multi-page and multi-channel TIFFs included, with
 the names of its axes: ``segment()`` reads its inputs with it and picks the channels itself.
@@ -22,6 +23,7 @@ import numpy as np
 import tifffile
 from PIL import Image
 
+from segmentation.atomic import atomic_write
 from segmentation.datasets.labels import validate_labels
 
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -280,11 +282,14 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray) -> None:
         labels: ``(H, W)`` integer label image, no negative values.
 
     Stored as ``uint16`` when ``labels.max() < 65536``, else as ``int32`` (TIFF only). TIFFs are
-    zlib-compressed.
+    zlib-compressed. The file is written atomically (:func:`segmentation.atomic.atomic_write`):
+    a failed write leaves no truncated file under ``path``.
 
     Raises:
         TypeError / ValueError: invalid labels (see :func:`validate_labels`), an unsupported
             suffix, or a PNG asked to hold more than 65535 labels.
+        segmentation.atomic.OutputError: the file cannot be written (full disk, read-only
+            folder...); the message names the path and the fix.
     """
     path = Path(path)
     labels = validate_labels(labels)
@@ -303,8 +308,8 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray) -> None:
         )
     else:
         data = labels
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".png":
-        Image.fromarray(data).save(path)
-    else:
-        tifffile.imwrite(path, data, compression="zlib")
+    with atomic_write(path, "wb") as f:
+        if suffix == ".png":
+            Image.fromarray(data).save(f, format="PNG")
+        else:
+            tifffile.imwrite(f, data, compression="zlib")

@@ -5,17 +5,21 @@ Definition used by the competition: pixels are numbered from 1, top to bottom, t
 the string ``"start length start length ..."`` of its runs, starts increasing and runs not touching
 one another. One CSV row per nucleus; an image without nuclei is one row with an empty
 ``EncodedPixels``.
+
+CSV files are read as UTF-8 with or without a byte-order mark; errors name the file and line.
+Submissions are written atomically (a temporary file, then a rename).
 """
 
 from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 import numpy as np
 
+from segmentation.atomic import atomic_write
 from segmentation.datasets.labels import validate_labels
 
 
@@ -67,8 +71,8 @@ def rle_decode(rle: str, shape: tuple[int, int]) -> np.ndarray:
         ``(H, W)`` bool mask.
 
     Raises:
-        ValueError: odd number of values, non-integers, starts < 1, lengths < 1, runs out of
-            order or overlapping, or runs beyond ``H * W``.
+        ValueError: odd number of values, non-integers (also numbers of 20 digits or more), starts
+            < 1, lengths < 1, runs out of order or overlapping, or runs beyond ``H * W``.
     """
     if len(shape) != 2 or min(shape) < 0:
         raise ValueError(f"shape must be (H, W), got {shape}")
@@ -76,15 +80,21 @@ def rle_decode(rle: str, shape: tuple[int, int]) -> np.ndarray:
     flat = np.zeros(height * width, dtype=bool)
     text = "" if rle is None else str(rle).strip()
     if text:
+        tokens = text.split()
         try:
-            values = np.array(text.split(), dtype=np.int64)
-        except ValueError as err:
-            raise ValueError(f"RLE must hold integers, got {text[:60]!r}") from err
+            values = np.array(tokens, dtype=np.int64)
+        except (ValueError, OverflowError) as err:
+            raise ValueError(f"RLE must hold integers: {_bad_token(tokens)}") from err
         if values.size % 2:
             raise ValueError(f"RLE needs 'start length' pairs, got {values.size} values")
         starts, lengths = values[0::2] - 1, values[1::2]
         if starts.min() < 0 or lengths.min() < 1:
             raise ValueError("RLE starts are 1-based and lengths must be >= 1")
+        if starts.max() >= flat.size or lengths.max() > flat.size:  # before any sum can overflow
+            raise ValueError(
+                f"RLE run beyond the image's {flat.size} pixels (start {int(starts.max()) + 1}, "
+                f"length {int(lengths.max())}; shape {shape}); check the shape (H, W)"
+            )
         ends = starts + lengths
         if np.any(starts[1:] < ends[:-1]):
             raise ValueError("RLE runs must be sorted by start and must not overlap")
@@ -98,6 +108,20 @@ def rle_decode(rle: str, shape: tuple[int, int]) -> np.ndarray:
         np.add.at(marks, ends, -1)
         flat = np.cumsum(marks[:-1]) > 0
     return flat.reshape(width, height).T
+
+
+def _bad_token(tokens: list[str]) -> str:
+    """Say which token of an RLE string is not an int64, e.g. ``'12345678901234567890' ...``."""
+    for token in tokens:
+        try:
+            value = int(token)
+        except ValueError:
+            return f"{token[:30]!r} is not an integer"
+        if not -(2**63) <= value < 2**63:
+            return (
+                f"{token[:30]} has {len(token.lstrip('+-'))} digits, too large for a pixel number"
+            )
+    return f"{' '.join(tokens)[:60]!r}"
 
 
 def labels_to_rles(labels: np.ndarray) -> list[str]:
@@ -120,14 +144,41 @@ def labels_to_rles(labels: np.ndarray) -> list[str]:
     return [_format(_runs(p)) for p in np.split(positions, splits)] if positions.size else []
 
 
-def _read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+#: Height or Width above this is refused (it is no image, and would not fit in memory).
+_MAX_SIDE = 2**31 - 1
+
+
+def read_rle_rows(path: str | os.PathLike) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """Header and rows of a Kaggle solution or submission CSV, without decoding the RLEs.
+
+    Args:
+        path: CSV file, UTF-8 with or without a byte-order mark (as Excel saves "CSV UTF-8").
+
+    Returns:
+        ``(fields, rows)``: the column names (stripped) and, per data row, ``(line, row)`` with the
+        row's line number in the file (for messages) and ``{column: value}``.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not UTF-8 text, malformed CSV, or no ``ImageId``/``EncodedPixels`` columns.
+    """
+    path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such CSV file: {path}")
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        fields = [name.strip() for name in (reader.fieldnames or [])]
-        reader.fieldnames = fields
-        rows = list(reader)
+    rows: list[tuple[int, dict[str, str]]] = []
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            fields = [name.strip() for name in (reader.fieldnames or [])]
+            reader.fieldnames = fields
+            for row in reader:
+                rows.append((reader.line_num, row))
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"{path} is not UTF-8 text ({err.reason} at byte {err.start}); save it as UTF-8 CSV"
+        ) from err
+    except csv.Error as err:
+        raise ValueError(f"{path}, line {reader.line_num}: malformed CSV: {err}") from err
     if "ImageId" not in fields or "EncodedPixels" not in fields:
         raise ValueError(
             f"{path} needs the columns ImageId,EncodedPixels[,Height,Width], found {fields}"
@@ -135,40 +186,58 @@ def _read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     return fields, rows
 
 
+def _row_shape(path: Path, line: int, row: dict[str, str]) -> tuple[int, int]:
+    try:
+        shape = (int(row["Height"]), int(row["Width"]))
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path}, line {line}: Height/Width must be integers") from err
+    if not all(1 <= side <= _MAX_SIDE for side in shape):
+        raise ValueError(
+            f"{path}, line {line}: Height/Width {shape} must lie in 1..{_MAX_SIDE}; check the "
+            "columns"
+        )
+    return shape
+
+
 def read_rle_csv(
-    path: str | os.PathLike, shapes: Mapping[str, tuple[int, int]] | None = None
+    path: str | os.PathLike,
+    shapes: Mapping[str, tuple[int, int]] | None = None,
+    *,
+    keep: Collection[str] | None = None,
 ) -> dict[str, np.ndarray]:
     """Read a Kaggle solution or submission CSV into label images.
 
     Args:
         path: CSV with ``ImageId,EncodedPixels,Height,Width`` (solution; other columns such as
-            ``Usage`` are ignored) or ``ImageId,EncodedPixels`` (submission).
+            ``Usage`` are ignored) or ``ImageId,EncodedPixels`` (submission); UTF-8, with or
+            without a byte-order mark.
         shapes: ``{image_id: (H, W)}``, required when the CSV has no Height/Width columns; when
             both are present they must agree.
+        keep: decode only these image ids (default: all); the other rows are not checked.
 
     Returns:
         ``{image_id: (H, W) int32 labels}`` in order of first appearance; the nucleus on the i-th
         row of an image gets label i; an image whose only row is empty has no nucleus.
 
     Raises:
-        ValueError: missing columns or shapes, bad RLE strings, or overlapping nuclei (named by
-            image id: the competition rejected such submissions).
+        ValueError: missing columns or shapes, bad RLE strings (numbers too large included), or
+            overlapping nuclei; messages name the file, the line and the image id (the
+            competition rejected overlapping submissions too).
     """
     path = Path(path)
-    fields, rows = _read_rows(path)
+    fields, rows = read_rle_rows(path)
     has_shape = "Height" in fields and "Width" in fields
-    by_image: dict[str, list[str]] = {}
+    by_image: dict[str, list[tuple[int, str]]] = {}
     row_shapes: dict[str, tuple[int, int]] = {}
-    for line, row in enumerate(rows, start=2):
+    for line, row in rows:
         image_id = (row["ImageId"] or "").strip()
         if not image_id:
             raise ValueError(f"{path}, line {line}: empty ImageId")
-        by_image.setdefault(image_id, []).append((row["EncodedPixels"] or "").strip())
+        if keep is not None and image_id not in keep:
+            continue
+        by_image.setdefault(image_id, []).append((line, (row["EncodedPixels"] or "").strip()))
         if has_shape:
-            try:
-                shape = (int(row["Height"]), int(row["Width"]))
-            except (TypeError, ValueError) as err:
-                raise ValueError(f"{path}, line {line}: Height/Width must be integers") from err
+            shape = _row_shape(path, line, row)
             if row_shapes.setdefault(image_id, shape) != shape:
                 raise ValueError(f"{path}, line {line}: {image_id} has two different shapes")
     result = {}
@@ -185,16 +254,18 @@ def read_rle_csv(
                 "shapes={image_id: (H, W)} for every image"
             )
         labels = np.zeros(shape, dtype=np.int32)
-        for k, rle in enumerate((r for r in rles if r), start=1):
+        for k, (line, rle) in enumerate(((n, r) for n, r in rles if r), start=1):
             try:
                 mask = rle_decode(rle, shape)
             except ValueError as err:
-                raise ValueError(f"{path}: image {image_id}, nucleus {k}: {err}") from err
+                raise ValueError(
+                    f"{path}, line {line}: image {image_id}, nucleus {k}: {err}"
+                ) from err
             if np.any(labels[mask]):
                 raise ValueError(
-                    f"{path}: image {image_id}: nucleus {k} overlaps an earlier nucleus "
-                    f"({int(np.count_nonzero(labels[mask]))} pixels); overlapping masks are not "
-                    "allowed in DSB2018 submissions"
+                    f"{path}, line {line}: image {image_id}: nucleus {k} overlaps an earlier "
+                    f"nucleus ({int(np.count_nonzero(labels[mask]))} pixels); overlapping masks "
+                    "are not allowed in DSB2018 submissions"
                 )
             labels[mask] = k
         result[image_id] = labels
@@ -210,7 +281,12 @@ def write_submission_csv(path: str | os.PathLike, labels_by_id: Mapping[str, np.
 
     Images are written in sorted id order, nuclei in label order, runs sorted; a label image
     cannot hold overlaps, so none are written. An image with no nucleus gets one row with an
-    empty ``EncodedPixels``.
+    empty ``EncodedPixels``. The file is written atomically: a failed write leaves no truncated
+    CSV under ``path``.
+
+    Raises:
+        TypeError / ValueError: an invalid label image (named by its id).
+        segmentation.atomic.OutputError: the file cannot be written (message names path and fix).
     """
     path = Path(path)
     encoded = {}
@@ -219,8 +295,7 @@ def write_submission_csv(path: str | os.PathLike, labels_by_id: Mapping[str, np.
             encoded[image_id] = labels_to_rles(labels_by_id[image_id])
         except (TypeError, ValueError) as err:
             raise type(err)(f"image {image_id}: {err}") from err
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
+    with atomic_write(path) as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["ImageId", "EncodedPixels"])
         for image_id, rles in encoded.items():

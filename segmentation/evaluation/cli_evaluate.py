@@ -1,9 +1,14 @@
 """``segmentation evaluate --truth T --pred P``: score predicted label images against the truth.
 
-T and P are each a folder of label images (PNG/TIFF, matched by file stem) or a Kaggle CSV: a
-solution CSV (``ImageId,EncodedPixels,Height,Width``) or, for the prediction only, a submission CSV
-(``ImageId,EncodedPixels``) whose image shapes come from the truth side. A prediction CSV with
-overlapping masks is rejected, as the competition rejected such submissions.
+T and P are each a folder or a Kaggle CSV (see segmentation/evaluation/sources.py):
+- the output folder of `segmentation segment`: only its <name>_labels.tif files are read, named
+  without _labels (img7_labels.tif is image img7); overlays and CSVs beside them are ignored;
+- a folder of label images (PNG/TIFF), matched by file stem;
+- a Kaggle DSB2018 folder (<id>/images/<id>.png, <id>/masks/*.png), matched by <id>;
+- a solution CSV (ImageId,EncodedPixels,Height,Width) or, for the prediction only, a submission CSV
+  (ImageId,EncodedPixels) whose image shapes come from the truth side; UTF-8, with or without a
+  byte-order mark. A prediction CSV with overlapping masks is rejected, as the competition
+  rejected such submissions.
 
 Missing images: by default the command fails (exit status 2) and names every truth image with no
 prediction and every prediction with no truth, since scores over different image sets are not
@@ -11,20 +16,21 @@ comparable. With ``--allow-missing`` a truth image without prediction is scored 
 prediction (score 0, all its nuclei false negatives, as a submission that skipped it would deserve)
 and a prediction without truth is ignored; both lists are printed and saved in the JSON summary.
 
-Writes ``per_image.csv``, ``summary.json`` and ``threshold_curves.png`` to ``--output`` (default
-``evaluation_output``) and prints a summary table. Exit status: 0 on success, 2 on bad input.
+Writes per_image.csv, summary.json and threshold_curves.png to --output (default
+evaluation_output), each complete or not at all (a temporary file, then a rename), and prints a
+summary table. Exit status: 0 on success, 2 on bad input, 1 when the reports cannot be written
+(checked before evaluating: --output must be a writable folder).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from segmentation.atomic import OutputError, check_output_folder
 from segmentation.evaluation.dataset import evaluate_dataset
 from segmentation.evaluation.matching import DSB_THRESHOLDS
 from segmentation.evaluation.report import (
@@ -33,6 +39,7 @@ from segmentation.evaluation.report import (
     write_per_image_csv,
     write_summary_json,
 )
+from segmentation.evaluation.sources import LabelSource
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -97,108 +104,27 @@ def main(argv: list[str] | None = None) -> int:
     return run(build_parser().parse_args(argv))
 
 
-def _folder_files(folder: Path) -> dict[str, Path]:
-    from segmentation.datasets.io import LABEL_SUFFIXES
-
-    files = sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in LABEL_SUFFIXES
-    )
-    if not files:
-        raise ValueError(
-            f"{folder} holds no label images ({', '.join(LABEL_SUFFIXES)}); pass a folder of "
-            "label images or a Kaggle CSV"
-        )
-    by_stem: dict[str, Path] = {}
-    for path in files:
-        if path.stem in by_stem:
-            raise ValueError(f"{folder} has two label files with stem {path.stem!r}; keep one")
-        by_stem[path.stem] = path
-    return by_stem
-
-
-def _csv_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    """Header and rows of a Kaggle CSV (to list its image ids before decoding anything)."""
-    with path.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        fields = [name.strip() for name in reader.fieldnames or []]
-        reader.fieldnames = fields
-        rows = list(reader)
-    if "ImageId" not in fields or "EncodedPixels" not in fields:
-        raise ValueError(
-            f"{path} needs the columns ImageId,EncodedPixels[,Height,Width], found {fields}"
-        )
-    return fields, rows
-
-
-class _Source:
-    """The image names of one side (folder or CSV) and a way to read each label image."""
-
-    def __init__(self, path: Path, role: str):
-        self.path, self.role = path, role
-        self.files: dict[str, Path] | None = None
-        self.decoded: dict[str, np.ndarray] | None = None
-        if path.is_dir():
-            self.files = _folder_files(path)
-            self.names = list(self.files)
-            self.has_shapes = True
-        elif path.is_file() and path.suffix.lower() == ".csv":
-            fields, self.rows = _csv_rows(path)
-            self.fields = fields
-            self.names = list(dict.fromkeys((r["ImageId"] or "").strip() for r in self.rows))
-            self.has_shapes = "Height" in fields and "Width" in fields
-        elif not path.exists():
-            raise FileNotFoundError(f"--{role} {path} does not exist")
-        else:
-            raise ValueError(f"--{role} {path} must be a folder of label images or a .csv file")
-
-    def decode(self, keep: set[str], shapes: dict[str, tuple[int, int]] | None = None) -> None:
-        """Decode a CSV side (only the images in ``keep``); folders are read lazily instead."""
-        from segmentation.datasets.rle import read_rle_csv
-
-        if self.files is not None:
-            return
-        if self.role == "truth" and not self.has_shapes:
-            raise ValueError(
-                f"--truth {self.path} has no Height/Width columns; the truth must be a solution "
-                "CSV (ImageId,EncodedPixels,Height,Width) or a folder of label images"
-            )
-        if set(self.names) <= keep:
-            self.decoded = read_rle_csv(self.path, shapes=shapes)
-            return
-        with tempfile.TemporaryDirectory() as tmp:  # drop the rows of images not evaluated
-            subset = Path(tmp) / self.path.name
-            with subset.open("w", newline="") as fh:
-                writer = csv.DictWriter(fh, fieldnames=self.fields)
-                writer.writeheader()
-                writer.writerows(r for r in self.rows if (r["ImageId"] or "").strip() in keep)
-            self.decoded = read_rle_csv(subset, shapes=shapes)
-
-    def read(self, name: str) -> np.ndarray:
-        from segmentation.datasets.io import read_labels
-
-        if self.files is not None:
-            return read_labels(self.files[name])
-        return self.decoded[name]
-
-
 def _name_list(names: list[str], limit: int = 20) -> str:
     shown = ", ".join(names[:limit])
     return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
 
 
+def _fail(message: object, status: int = 2) -> int:
+    print(f"segmentation evaluate: error: {message}", file=sys.stderr)
+    return status
+
+
 def run(args: argparse.Namespace) -> int:
     """Evaluate ``args.pred`` against ``args.truth``, print the table, write the reports.
 
-    Returns 0 on success and 2 when an input is missing or invalid (the reason goes to stderr).
+    Returns 0 on success, 2 when an input is missing or invalid, 1 when the reports cannot be
+    written (the reason, one line naming the path and the fix, goes to stderr).
     """
     try:
-        truth = _Source(Path(args.truth), "truth")
-        pred = _Source(Path(args.pred), "pred")
+        truth = LabelSource(args.truth, "truth")
+        pred = LabelSource(args.pred, "pred")
     except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return _fail(err)
 
     no_pred = sorted(set(truth.names) - set(pred.names))
     no_truth = sorted(set(pred.names) - set(truth.names))
@@ -209,12 +135,15 @@ def run(args: argparse.Namespace) -> int:
         if names:
             print(f"{len(names)} {what}: {_name_list(names)}", file=sys.stderr)
     if (no_pred or no_truth) and not args.allow_missing:
-        print(
-            "error: the truth and prediction image sets differ (listed above); fix the inputs or "
-            "pass --allow-missing to score missing predictions as empty",
-            file=sys.stderr,
+        return _fail(
+            "the truth and prediction image sets differ (listed above); fix the inputs or "
+            "pass --allow-missing to score missing predictions as empty"
         )
-        return 2
+    out = Path(args.output)
+    try:  # before the long part; creates nothing, so bad inputs below leave no folder behind
+        check_output_folder(out, "--output", create=False)
+    except OutputError as err:
+        return _fail(err, 1)
 
     names = sorted(truth.names)
     common = set(names) & set(pred.names)
@@ -225,8 +154,7 @@ def run(args: argparse.Namespace) -> int:
             shapes = {name: tuple(truth.read(name).shape) for name in sorted(common)}
         pred.decode(common, shapes)
     except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return _fail(err)
 
     def pairs():
         for name in names:
@@ -236,23 +164,24 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = evaluate_dataset(pairs(), DSB_THRESHOLDS, names, inclusive=args.inclusive)
     except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return _fail(err)
 
     print(format_summary_table(result))
-    out = Path(args.output)
     extra = {
         "truth": str(args.truth),
         "pred": str(args.pred),
         "missing_predictions": no_pred,
         "predictions_without_truth": no_truth,
     }
-    written = [
-        write_per_image_csv(result, out / "per_image.csv"),
-        write_summary_json(result, out / "summary.json", extra),
-        plot_threshold_curves(
-            {Path(args.pred).name or str(args.pred): result}, out / "threshold_curves.png"
-        ),
-    ]
+    try:
+        written = [
+            write_per_image_csv(result, out / "per_image.csv"),
+            write_summary_json(result, out / "summary.json", extra),
+            plot_threshold_curves(
+                {Path(args.pred).name or str(args.pred): result}, out / "threshold_curves.png"
+            ),
+        ]
+    except OutputError as err:
+        return _fail(err, 1)
     print("wrote " + ", ".join(str(p) for p in written))
     return 0

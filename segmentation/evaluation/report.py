@@ -1,4 +1,7 @@
-"""Reports of a data-set evaluation: per-image CSV, JSON summary, threshold-curve plot, text table."""
+"""Reports of a data-set evaluation: per-image CSV, JSON summary, threshold-curve plot, text table.
+
+Files are written atomically (:mod:`segmentation.atomic`): complete or absent, never truncated.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import csv
 import json
 from pathlib import Path
 
+from segmentation.atomic import atomic_write
 from segmentation.evaluation.dataset import DatasetResult
 
 _PAPER_THRESHOLD = 0.7  # F1 at IoU 0.7: the DSB2018 paper's figure (Caicedo et al. 2019)
@@ -43,11 +47,14 @@ def per_image_rows(result: DatasetResult) -> list[dict[str, object]]:
 
 
 def write_per_image_csv(result: DatasetResult, path) -> Path:
-    """Write :func:`per_image_rows` as a CSV file (parent folders created); return the path."""
+    """Write :func:`per_image_rows` as a CSV file (parent folders created); return the path.
+
+    Written atomically, like every report here: a failed write leaves no truncated file, and
+    raises :class:`~segmentation.atomic.OutputError` naming the path and the fix.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     rows = per_image_rows(result)
-    with path.open("w", newline="") as fh:
+    with atomic_write(path) as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
@@ -93,12 +100,13 @@ def summary_dict(result: DatasetResult) -> dict[str, object]:
 
 
 def write_summary_json(result: DatasetResult, path, extra: dict | None = None) -> Path:
-    """Write :func:`summary_dict` (updated with ``extra``, e.g. missing images) as JSON."""
+    """Write :func:`summary_dict` (updated with ``extra``, e.g. missing images) as JSON (atomic)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = summary_dict(result)
     data.update(extra or {})
-    path.write_text(json.dumps(data, indent=2) + "\n")
+    text = json.dumps(data, indent=2) + "\n"
+    with atomic_write(path) as fh:
+        fh.write(text)
     return path
 
 
@@ -112,7 +120,8 @@ def plot_threshold_curves(
         path: output image file (PNG, or any format matplotlib infers from the suffix).
         title: optional figure title.
 
-    Uses matplotlib's Agg canvas directly, so no display and no global backend change.
+    Uses matplotlib's Agg canvas directly, so no display and no global backend change. Written
+    atomically (a failed write leaves no truncated file).
     """
     if not curves:
         raise ValueError("curves is empty; pass at least one {name: DatasetResult}")
@@ -138,8 +147,8 @@ def plot_threshold_curves(
     if title:
         fig.suptitle(title)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    with atomic_write(path, "wb") as fh:
+        fig.savefig(fh, dpi=120, format=path.suffix[1:].lower() or "png")
     return path
 
 

@@ -201,26 +201,35 @@ def write_nuclei_csv(path: str | os.PathLike, table: pd.DataFrame, image_name: s
     """Write a per-nucleus table as CSV with an ``image`` column first; returns the path.
 
     Args:
-        path: the CSV file; parent folders are created.
-        table: ``details.nuclei`` (a DataFrame of :data:`NUCLEUS_DTYPE` columns).
+        path: the CSV file; parent folders are created. Written atomically: a failed write
+            leaves no truncated file under ``path``.
+        table: ``details.nuclei`` (a DataFrame of :data:`NUCLEUS_DTYPE` columns) or a NumPy
+            structured array; a column named ``image`` is replaced by ``image_name``.
         image_name: the value of the ``image`` column.
 
     Floats are written with 6 significant digits, NaN as an empty field.
+
+    Raises:
+        TypeError: ``table`` is neither a DataFrame nor a structured array.
+        segmentation.atomic.OutputError: the file cannot be written (message names path and fix).
     """
+    from segmentation.atomic import atomic_write
+
     table = _as_frame(table)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    names = [str(name) for name in table.columns]
-    columns = [table[name].tolist() for name in table.columns]  # Python scalars, fast
-    with open(path, "w", newline="") as f:
+    names = [str(name) for name in table.columns if str(name) != "image"]
+    columns = [table[name].tolist() for name in names]  # Python scalars, fast
+    with atomic_write(path) as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["image", *names])
         for values in zip(*columns, strict=True):
             writer.writerow([image_name, *(_fmt(value) for value in values)])
-    return path
+    return Path(path)
 
 
 def _fmt(value: Any) -> str:
+    value = value.item() if hasattr(value, "item") else value
+    if value is None:
+        return ""
     if isinstance(value, float):
         return "" if np.isnan(value) else f"{value:.6g}"
     return str(value)
