@@ -180,6 +180,9 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "auto") -> 
         A :class:`SegmentationModel` ready for :func:`segmentation.segment`.
 
     Raises:
-        FileNotFoundError: no such file. ValueError: not a readable model file.
+        FileNotFoundError: no such file. ValueError: not a model file written by ``segmentation
+            train`` (random bytes, an empty file, a YAML recipe...), or a corrupt one (its weights
+            checksum does not match: "model file X is corrupt (checksum mismatch): re-download or
+            retrain it"). Files written before checksums existed load with one warning.
     """
     return SegmentationModel.from_checkpoint(read_checkpoint(Path(path)), device)
