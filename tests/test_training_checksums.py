@@ -7,7 +7,7 @@ import warnings
 import pytest
 import torch
 
-from segmentation.inference import load_model
+from segmentation.inference import default_model_path, load_model
 from segmentation.models.registry import get_family
 from segmentation.training import checksum
 from segmentation.training.checkpoint import atomic_save, make_checkpoint, read_checkpoint
@@ -78,6 +78,14 @@ def test_the_trainer_writes_checksums(tmp_path):
     assert last["weights_sha256"] == checksum.weights_sha256(last["members"])
     assert last["training_state_sha256"] == checksum.state_sha256(last["training_state"])
     read_checkpoint(tmp_path / "member_0" / "last.pt")  # verifies
+
+
+def test_the_shipped_default_model_carries_a_verified_checksum():
+    raw = torch.load(default_model_path(), weights_only=True)
+    assert raw["weights_sha256"] == checksum.weights_sha256(raw["members"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "no checksum" warning
+        read_checkpoint(default_model_path())
 
 
 def test_older_files_without_checksum_load_with_one_warning(small_checkpoint, tmp_path):
