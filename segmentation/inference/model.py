@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from segmentation.inference.inputs import as_image_array, intensity_range, normalized_window
+from segmentation.inference.model_card import ModelCard
 from segmentation.models.base import thresholds_from_dict
 from segmentation.models.registry import get_family
 from segmentation.training.checkpoint import read_checkpoint
@@ -51,7 +52,10 @@ class SegmentationModel:
         recipe: the training recipe.
         model_card: the description of a shipped model (name, recipe, data, validation scores
             and the baseline's, training budget, how to retrain; see
-            :mod:`segmentation.training.checkpoint`), ``{}`` when the file has none.
+            :mod:`segmentation.training.checkpoint`), empty when the file has none. A
+            :class:`~segmentation.inference.model_card.ModelCard`: a dict whose ``print()`` is a
+            short summary; the image name lists are ``card["split"]["validation_ids"]`` and
+            ``card["held_out_groups"]["test_ids"]``.
         device: where the networks run.
     """
 
@@ -75,7 +79,7 @@ class SegmentationModel:
         self.normalization = dict(normalization or {"low": 1.0, "high": 99.8})
         self.metrics = dict(metrics or {})
         self.recipe = recipe or {}
-        self.model_card = dict(model_card or {})
+        self.model_card = ModelCard(model_card or {})
 
     @classmethod
     def from_checkpoint(cls, ckpt: dict[str, Any], device: str | torch.device = "auto"):
