@@ -2,13 +2,16 @@
 
 By default no training happens: the model shipped inside the package segments the 10 bundled
 sample images (seconds on a CPU). ``--model PATH`` uses another model file; ``--train`` first trains
-``configs/demo_unet.yaml`` on the sample (a few minutes on a CPU) to show the whole path.
+``configs/demo_unet.yaml`` on the sample (a few minutes on a CPU) to show the whole path, printing
+one line per epoch (and a progress bar over each epoch's steps on a terminal), into
+``<output>/model`` (replacing the previous demo run there).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import sys
 import time
 from pathlib import Path
 
@@ -61,20 +64,46 @@ def _split_of_samples(card: dict) -> dict[str, str]:
         return {row["name"]: where(row["dsb_id"]) for row in csv.DictReader(f)}
 
 
+def train_demo_model(
+    output: Path, minutes: float | None = None, recipe: Path = DEMO_RECIPE
+) -> Path:
+    """Train ``recipe`` (the demo's) into ``output`` (replacing an earlier demo run there) and
+    return the model file; shows its progress: a header, one line per epoch, and a progress bar
+    over each epoch's steps when stderr is a terminal.
+
+    Args:
+        output: run folder (``train.output``).
+        minutes: training time budget (``train.max_minutes``); None keeps the recipe's.
+        recipe: the YAML recipe.
+    """
+    from segmentation.training.config import load_config
+    from segmentation.training.fit import fit
+
+    overrides = [f"train.output={output}"]
+    if minutes is not None:
+        overrides.append(f"train.max_minutes={minutes}")
+    if sys.stderr.isatty():
+        overrides.append("train.progress=true")
+    config = load_config(recipe, overrides)
+    t, budget = config.train, config.train.max_minutes
+    print(
+        f"training {recipe.name} on {config.data.root} ({t.device}): {t.epochs} epochs of "
+        f"{config.data.samples_per_epoch} crops"
+        + (f", or {budget:g} minutes, whichever ends first" if budget else "")
+        + f"; validated every {t.val_every} epochs",
+        flush=True,
+    )
+    start = time.perf_counter()
+    model_path = fit(config, overwrite=True)
+    print(f"trained in {time.perf_counter() - start:.0f} s -> {model_path}", flush=True)
+    return model_path
+
+
 def _load(args: argparse.Namespace, out: Path):
     from segmentation.inference import load_default_model, load_model
 
     if args.train:
-        from segmentation.training.config import load_config
-        from segmentation.training.fit import fit
-
-        overrides = [f"train.output={out / 'model'}"]
-        if args.minutes is not None:
-            overrides.append(f"train.max_minutes={args.minutes}")
-        start = time.perf_counter()
-        model_path = fit(load_config(DEMO_RECIPE, overrides))
-        print(f"trained in {time.perf_counter() - start:.0f} s -> {model_path}")
-        return load_model(model_path, device="cpu")
+        return load_model(train_demo_model(out / "model", args.minutes), device="cpu")
     if args.minutes is not None:
         raise ValueError("--minutes is the training budget of --train; add --train or drop it")
     if args.model is not None:

@@ -156,3 +156,29 @@ def test_webp_codec_is_compact_normalised_and_keeps_labels_and_colour_order(tmp_
     assert red_back[..., 0].mean() > red_back[..., 2].mean() + 100  # R and B not swapped
     with pytest.raises(ValueError, match="codec"):
         pack_samples(samples, tmp_path / "x.npz", codec="jpeg")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [bytes(range(256)) * 4, b"PK\x03\x04" + bytes(200), b""],
+    ids=["random-bytes", "broken-zip", "empty"],
+)
+def test_a_garbage_npz_is_named_with_the_fix(content, tmp_path):
+    path = tmp_path / "cache.npz"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match="is not a packed data set written by `segmentation pack`"):
+        load_packed(path)
+
+
+def test_training_on_a_garbage_npz_names_it(tmp_path):
+    from segmentation.training.config import load_config
+    from segmentation.training.fit import fit
+
+    path = tmp_path / "cache.npz"
+    path.write_bytes(bytes(range(256)) * 4)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        f"family: unet\ndata: {{root: {path}}}\ntrain: {{output: {tmp_path / 'run'}}}\n"
+    )
+    with pytest.raises(ValueError, match=rf"{path} is not a packed data set.*segmentation pack"):
+        fit(load_config(recipe))

@@ -32,6 +32,7 @@ from segmentation.training.checkpoint import (
     make_checkpoint,
     read_checkpoint,
 )
+from segmentation.training.checksum import weights_sha256
 from tests.paths import REPO
 
 SMALL_UNET = {"encoder": "resnet18", "encoder_depth": 3, "decoder_channels": [16, 8, 8]}
@@ -243,6 +244,7 @@ def test_ship_script_scores_checks_and_writes_a_card(small_checkpoint, tmp_path,
     args = [str(source), "--data", "sample", "--output", str(out), "--recipe", str(recipe)]
     assert ship.main(args) == 0
     shipped = read_checkpoint(out)
+    assert shipped["weights_sha256"] == weights_sha256(shipped["members"])  # verified at load
     card = shipped["model_card"]
     assert set(MODEL_CARD_KEYS) <= set(card)
     assert card["split"]["validation_images"] == 4 and card["split"]["train_images"] == 6

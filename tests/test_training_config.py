@@ -77,3 +77,45 @@ def test_shipped_recipes_validate(path):
     raw = apply_overrides(__import__("yaml").safe_load(path.read_text()), ["data.root=sample"])
     config = config_from_dict(raw)
     assert config.members()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.val_every=0", r"train\.val_every must be at least 1, got 0"),
+        ("train.batch_size=0", r"train\.batch_size must be at least 1, got 0"),
+        ("train.epochs=-1", r"train\.epochs must be at least 1"),
+        ("data.samples_per_epoch=0", r"data\.samples_per_epoch must be at least 1"),
+        ("train.lr=0", r"train\.lr must be above 0"),
+        ("train.grad_clip=0", r"train\.grad_clip must be above 0.*null turns clipping off"),
+    ],
+)
+def test_values_that_would_divide_by_zero_or_never_train_are_named(override, message):
+    with pytest.raises(ConfigError, match=message):
+        config_from_dict(apply_overrides({"family": "unet"}, [override]))
+
+
+def test_malformed_yaml_names_the_file_and_line(tmp_path):
+    recipe = tmp_path / "broken.yaml"
+    recipe.write_text("family: unet\ntrain:\n  epochs: 3\n  lr 0.1\n")
+    with pytest.raises(ConfigError, match=r"broken.yaml' is not valid YAML \(line 5, column 1"):
+        load_config(recipe)
+    with pytest.raises(ConfigError, match=r"override 'train.lr=\[1': the value '\[1' is not valid"):
+        load_config(CONFIGS[0], ["train.lr=[1"])
+
+
+def test_a_recipe_whose_top_level_is_a_list_is_refused(tmp_path):
+    recipe = tmp_path / "list.yaml"
+    recipe.write_text("- family: unet\n- train: {epochs: 1}\n")
+    with pytest.raises(ConfigError, match=r"list.yaml' holds a list at its top level.*family:"):
+        load_config(recipe, ["train.epochs=2"])
+
+
+def test_cli_train_reports_malformed_yaml_without_a_traceback(tmp_path, capsys):
+    from segmentation.cli import main
+
+    recipe = tmp_path / "broken.yaml"
+    recipe.write_text("family: unet\ntrain: {epochs: 3\n")
+    assert main(["train", str(recipe)]) == 2
+    err = capsys.readouterr().err
+    assert "broken.yaml' is not valid YAML" in err and "Traceback" not in err

@@ -13,33 +13,11 @@ import yaml
 
 from segmentation import load_model, segment
 from segmentation.training.checkpoint import atomic_save, read_checkpoint
-from segmentation.training.config import apply_overrides, config_from_dict, load_config
+from segmentation.training.config import load_config
 from segmentation.training.fit import fit
 from tests.paths import CONFIG_DIR, REPO
 from tests.paths import RECIPES as CONFIGS
-
-# Shrinks any recipe to a 2-step CPU run on two bundled sample images.
-TINY = [
-    "data.root=sample",
-    "data.max_images=2",
-    "data.crop_size=64",
-    "data.samples_per_epoch=4",
-    "data.workers=0",
-    "train.batch_size=2",
-    "train.epochs=1",
-    "train.device=cpu",
-    "train.amp=false",
-    "train.progress=false",
-    "train.tune_thresholds=false",
-    "data.split=random",  # the bundled sample is not in the recipes' group tables
-    "data.test_fraction=0",
-    "data.extra_train=[]",
-]
-
-
-def tiny_config(path: Path, out: Path, extra: list[str] = ()):
-    raw = yaml.safe_load(path.read_text())
-    return config_from_dict(apply_overrides(raw, [*TINY, f"train.output={out}", *extra]))
+from tests.tiny_recipes import TINY, tiny_config
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])

@@ -119,7 +119,7 @@ def _obtain_model(arch: Architecture, config: BenchmarkConfig, device: torch.dev
 
         recipe = training_config(arch, config, Path(config.output) / "runs" / slug(arch.name))
         started = time.perf_counter()
-        path = fit(recipe)
+        path = fit(recipe, overwrite=True)  # a benchmark run trains every architecture afresh
         facts["source"] = f"trained from {arch.recipe}"
         facts["train_wall_seconds"] = time.perf_counter() - started
     facts.update(training_cost(path))

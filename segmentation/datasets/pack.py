@@ -23,6 +23,7 @@ way (0.5695 against 0.5683: docs/benchmarks.md, "Device kit").
 from __future__ import annotations
 
 import os
+import zipfile
 import zlib
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -181,9 +182,21 @@ def load_packed(
         raise FileNotFoundError(
             f"no packed file at {path}; create one with `segmentation pack DATA --output {path}`"
         )
+
+    def not_a_pack(why: str) -> ValueError:
+        return ValueError(
+            f"{path} is not a packed data set written by `segmentation pack` ({why}); re-create it "
+            f"with `segmentation pack DATA --output {path}`, or point data.root at the data folder"
+        )
+
     try:
-        with np.load(path, allow_pickle=False) as data:
-            version = int(data["format"]) if "format" in data.files else -1
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise not_a_pack("it is a single .npy array, not an .npz archive")
+        with data:
+            if "format" not in data.files:
+                raise not_a_pack("it has no pack format field")
+            version = int(data["format"])
             if version not in READABLE_VERSIONS:
                 raise ValueError(
                     f"{path} has pack format {version}, this version reads "
@@ -196,8 +209,15 @@ def load_packed(
         shapes = [tuple(int(v) for v in s) for s in arrays["shapes"]]
         png, png_at = arrays["image_png"], arrays["image_offsets"]
         zl, zl_at = arrays["labels_zlib"], arrays["label_offsets"]
-    except (KeyError, OSError, EOFError) as err:
-        raise ValueError(f"{path} is not a valid packed data set ({err}); re-create it") from err
+    except KeyError as err:
+        raise not_a_pack(f"the field {err} is missing") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as err:
+        raise not_a_pack(f"the archive is damaged or truncated: {err}") from None
+    except ValueError as err:
+        if str(err).startswith(str(path)):  # ours, above
+            raise
+        # numpy found neither an .npz archive nor an .npy array (it offers to unpickle)
+        raise not_a_pack("numpy reads no .npz archive of the pack layout in it") from None
 
     def decode(i: int) -> Sample:
         shape = shapes[i]

@@ -3,7 +3,9 @@
 ``segment(image)`` with no ``model`` uses it. The file is ``segmentation/weights/default_unet.pt``
 (a compact U-Net stored in float16, see ``configs/default_unet.yaml``); its model card (recipe,
 data, validation scores against the Otsu baseline, how to retrain) is
-``load_default_model().model_card``. Loading it reads only that file: no network access.
+``load_default_model().model_card``: ``print()`` it for a short summary, index it as a dict for
+everything (e.g. ``["split"]["validation_ids"]``). Loading it reads only that file, whose weights
+checksum is verified: no network access.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from segmentation.inference.inputs import as_image_array, intensity_range, normalized_window
+from segmentation.inference.model_card import ModelCard
 from segmentation.models.base import thresholds_from_dict
 from segmentation.models.registry import get_family
 from segmentation.training.checkpoint import read_checkpoint
@@ -97,7 +98,10 @@ class SegmentationModel:
         recipe: the training recipe.
         model_card: the description of a shipped model (name, recipe, data, validation scores
             and the baseline's, training budget, how to retrain; see
-            :mod:`segmentation.training.checkpoint`), ``{}`` when the file has none.
+            :mod:`segmentation.training.checkpoint`), empty when the file has none. A
+            :class:`~segmentation.inference.model_card.ModelCard`: a dict whose ``print()`` is a
+            short summary; the image name lists are ``card["split"]["validation_ids"]`` and
+            ``card["held_out_groups"]["test_ids"]``.
         device: where the networks run.
     """
 
@@ -121,7 +125,7 @@ class SegmentationModel:
         self.normalization = dict(normalization or {"low": 1.0, "high": 99.8})
         self.metrics = dict(metrics or {})
         self.recipe = recipe or {}
-        self.model_card = dict(model_card or {})
+        self.model_card = ModelCard(model_card or {})
 
     @classmethod
     def from_checkpoint(cls, ckpt: dict[str, Any], device: str | torch.device = "auto"):
@@ -229,6 +233,9 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "auto") -> 
         A :class:`SegmentationModel` ready for :func:`segmentation.segment`.
 
     Raises:
-        FileNotFoundError: no such file. ValueError: not a readable model file.
+        FileNotFoundError: no such file. ValueError: not a model file written by ``segmentation
+            train`` (random bytes, an empty file, a YAML recipe...), or a corrupt one (its weights
+            checksum does not match: "model file X is corrupt (checksum mismatch): re-download or
+            retrain it"). Files written before checksums existed load with one warning.
     """
     return SegmentationModel.from_checkpoint(read_checkpoint(Path(path)), device)

@@ -14,6 +14,8 @@ A model file is a ``torch.save`` dict of plain Python values and tensors (loadab
     toolkit_version: "0.1.0"
     training_state: {...} | None                 # optimizer, scheduler, epoch, RNG (last.pt only)
     model_card: {...}                            # optional: a shipped model's description
+    weights_sha256: "64 hex digits"              # added by atomic_save (see checksum.py)
+    training_state_sha256: "64 hex digits"       # added by atomic_save when training_state is set
 
 A member's optional ``unused_keys`` lists weights left out of its ``state_dict`` because the
 network never runs them (e.g. the encoder stages past ``encoder_depth`` that smp keeps); loading
@@ -44,18 +46,29 @@ dict of plain values (str, int, float, bool, None, and lists/dicts of those) wit
 ``validation.*.score`` is the DSB2018 competition score (mean over images of the mean over IoU
 thresholds 0.5-0.95 of TP / (TP + FP + FN)); ``f1_0.7`` is F1 at IoU 0.7 pooled over the images.
 
-Files are written atomically (a temporary file in the same folder, then ``os.replace``), so a run
-killed while saving leaves the previous checkpoint intact.
+Files are written atomically (a temporary file ``.<name>.<random>.tmp`` in the same folder, then
+``os.replace``), so a run killed while saving leaves the previous checkpoint intact; a run killed
+hard (SIGKILL, power loss) may leave the temporary file behind, which the trainer removes at the
+next start of the run (:func:`orphaned_temporary_files`).
+
+Every file carries checksums of its weights (and training state), verified at load: a file whose
+bytes changed is refused as corrupt instead of segmenting badly (:mod:`.checksum`). Files written
+before checksums existed still load, with one warning per file.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from segmentation.training import checksum
 
 FORMAT = "segmentation-model"
 FORMAT_VERSION = 1
@@ -81,8 +94,17 @@ _PLAIN = (str, int, float, bool, type(None))
 
 
 def atomic_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` ``obj`` to ``path`` through a temporary file and an atomic rename."""
+    """``torch.save`` ``obj`` to ``path`` through a temporary file and an atomic rename.
+
+    A model checkpoint (a dict with ``format: "segmentation-model"``) is written with the
+    checksums of its weights and training state (:func:`.checksum.checksums`, recomputed from
+    what is written) and its ``model_card`` as a plain dict; ``obj`` itself is not modified.
+    """
     path = Path(path)
+    if isinstance(obj, dict) and obj.get("format") == FORMAT:
+        obj = {**obj, **checksum.checksums(obj)}
+        if isinstance(obj.get("model_card"), dict):  # e.g. a ModelCard: loadable as plain data
+            obj["model_card"] = check_model_card(obj["model_card"])
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -99,6 +121,16 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def orphaned_temporary_files(folder: str | Path, names: tuple[str, ...]) -> list[Path]:
+    """Temporary files that :func:`atomic_save` left in ``folder`` when killed while writing one
+    of ``names`` (``.<name>.<random>.tmp``), sorted; other files are never listed."""
+    pattern = re.compile(r"\.(" + "|".join(re.escape(n) for n in names) + r")\.[A-Za-z0-9_]+\.tmp")
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and pattern.fullmatch(p.name))
 
 
 def make_checkpoint(
@@ -212,26 +244,100 @@ def half_precision(ckpt: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+_WARNED_NO_CHECKSUM: set[str] = set()
+
+
+def _not_a_model_file(path: Path, what: str) -> ValueError:
+    return ValueError(
+        f"{str(path)!r} is not a model file written by `segmentation train` ({what}); give the "
+        "model.pt that training wrote (a YAML recipe is trained with `segmentation train RECIPE`)"
+    )
+
+
+def _corrupt(path: Path, why: str) -> ValueError:
+    return ValueError(f"model file {str(path)!r} is corrupt ({why}): re-download or retrain it")
+
+
+def _load(path: Path) -> Any:
+    """``torch.load(path, weights_only=True)`` with the toolkit's errors instead of torch's."""
+    with path.open("rb") as f:
+        head = f.read(64)
+    if not head:
+        raise _not_a_model_file(path, "the file is empty: it was not written completely")
+    is_zip = head.startswith(b"PK\x03\x04")  # torch.save writes a zip archive
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for files it cannot read
+        message = str(err)
+        if "Unsupported global" in message:
+            raise _not_a_model_file(
+                path, "it holds Python objects, e.g. a network saved with torch.save(model)"
+            ) from None
+        if is_zip:
+            if isinstance(err, zipfile.BadZipFile) or "zip archive" in message:
+                raise _corrupt(path, "its zip archive is damaged or truncated") from None
+            raise _corrupt(path, f"unreadable content: {type(err).__name__}") from None
+        kind = "it is not a torch.save archive"
+        try:
+            text = head.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            text = ""
+        if text and all(c.isprintable() or c in "\t\r\n" for c in text):
+            kind = f"it is a text file, starting {text.splitlines()[0][:40]!r}"
+        raise _not_a_model_file(path, kind) from None
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load and check a checkpoint file; errors name the file and what is wrong with it."""
+    """Load and check a model file; errors name the file, what is wrong and what to do.
+
+    The checksums (:mod:`.checksum`) are verified; a file written before checksums existed loads
+    with one ``UserWarning`` per path and process.
+
+    Returns:
+        The checkpoint dict (see the module docstring), tensors on the CPU.
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: the file is empty, not a model file
+            (random bytes, a YAML recipe, a bare state dict...), of a newer format, or corrupt
+            (damaged archive, checksum mismatch: "model file X is corrupt (checksum mismatch):
+            re-download or retrain it").
+    """
     path = Path(path)
+    if path.is_dir():
+        raise _not_a_model_file(path, "it is a folder; the model file of a run is its model.pt")
     if not path.is_file():
         raise FileNotFoundError(f"model file {str(path)!r} not found")
-    if path.stat().st_size == 0:
-        raise ValueError(f"model file {str(path)!r} is empty; it was not written completely")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for corrupt files
-        raise ValueError(f"model file {str(path)!r} is not a readable checkpoint: {err}") from err
+    ckpt = _load(path)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise ValueError(
-            f"{str(path)!r} is not a segmentation model file (expected format {FORMAT!r}); "
-            "train one with `segmentation train CONFIG`"
-        )
+        what = f"it holds a {type(ckpt).__name__}"
+        if isinstance(ckpt, dict):
+            what += " without format " + repr(FORMAT)
+        raise _not_a_model_file(path, what)
     if ckpt.get("format_version", 0) > FORMAT_VERSION:
         raise ValueError(
             f"{str(path)!r} has format version {ckpt['format_version']}, newer than this toolkit "
             f"reads ({FORMAT_VERSION}); upgrade the segmentation package"
+        )
+    members = ckpt.get("members")
+    if (
+        not isinstance(members, list)
+        or not members
+        or not all(
+            isinstance(m, dict) and isinstance(m.get("state_dict"), dict) and "config" in m
+            for m in members
+        )
+    ):
+        raise _corrupt(path, "its members lack their weights or config")
+    if checksum.mismatched(ckpt):
+        raise _corrupt(path, "checksum mismatch")
+    if not checksum.has_checksum(ckpt) and str(path.resolve()) not in _WARNED_NO_CHECKSUM:
+        _WARNED_NO_CHECKSUM.add(str(path.resolve()))
+        warnings.warn(
+            f"model file {str(path)!r} has no checksum (written before checksums existed), so "
+            "damage to it cannot be detected; add one with `python -m "
+            f"segmentation.training.checksum {path}`",
+            UserWarning,
+            stacklevel=2,
         )
     if not isinstance(ckpt.get("model_card", {}), dict):
         raise ValueError(

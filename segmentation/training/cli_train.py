@@ -1,4 +1,4 @@
-"""``segmentation train CONFIG [section.key=value ...] [--resume]``."""
+"""``segmentation train CONFIG [section.key=value ...] [--resume | --overwrite]``."""
 
 from __future__ import annotations
 
@@ -13,14 +13,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description=(
             "Train every ensemble member of a recipe, tune the post-processing thresholds on the "
             "validation split and write <train.output>/model.pt. Under torchrun, trains with "
-            "DistributedDataParallel: torchrun --nproc_per_node=N -m segmentation train CONFIG"
+            "DistributedDataParallel: torchrun --nproc_per_node=N -m segmentation train CONFIG. "
+            "A train.output folder that holds a run is refused unless --resume or --overwrite "
+            "says what to do with it."
         ),
     )
     parser.add_argument("config", help="YAML recipe, e.g. configs/unet_ensemble.yaml")
     parser.add_argument(
         "overrides", nargs="*", help="overrides like train.epochs=3 data.root=path/to/stage1_train"
     )
-    parser.add_argument("--resume", action="store_true", help="continue from each member's last.pt")
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument(
+        "--resume", action="store_true", help="continue the run in train.output from its last.pt"
+    )
+    start.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run that train.output holds (without it, such a folder is refused)",
+    )
     parser.set_defaults(func=run)
     return parser
 
@@ -31,5 +41,5 @@ def run(args: argparse.Namespace) -> int:
     from segmentation.training.fit import fit
 
     config = load_config(args.config, args.overrides)
-    fit(config, resume=args.resume)
+    fit(config, resume=args.resume, overwrite=args.overwrite)
     return 0

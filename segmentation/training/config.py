@@ -154,6 +154,29 @@ class Config:
         return [{**base, **dict(m)} for m in overrides]
 
 
+#: Smallest valid value of the numeric keys that have one (``None`` stays allowed where typed so).
+_MINIMUM = {
+    "data.samples_per_epoch": 1,
+    "data.crop_size": 32,
+    "data.workers": 0,
+    "data.max_images": 1,
+    "data.synthetic_images": 1,
+    "train.epochs": 1,
+    "train.batch_size": 1,
+    "train.val_every": 1,
+    "train.step_epochs": 1,
+    "train.warmup_epochs": 0.0,
+    "train.weight_decay": 0.0,
+    "train.momentum": 0.0,
+}
+#: Numeric keys that must be above 0, with what ``null`` means where it is allowed.
+_POSITIVE = {
+    "train.lr": "",
+    "train.step_gamma": "",
+    "train.grad_clip": "; null turns clipping off",
+    "train.max_minutes": "; null sets no time limit",
+}
+
 _CHOICES = {
     "data.pipeline": ("loader", "tensor"),
     "data.stained_view": ("rgb", "hematoxylin"),
@@ -217,7 +240,18 @@ def parse_section(cls: type, values: Any, prefix: str) -> Any:
         checked[key] = _check_type(full, value, hints[key])
         if full in _CHOICES and checked[key] not in _CHOICES[full]:
             raise ConfigError(f"{full}: {value!r} is not one of {', '.join(_CHOICES[full])}")
+        _check_range(full, checked[key])
     return cls(**checked)
+
+
+def _check_range(key: str, value: Any) -> None:
+    """ConfigError when the numeric ``value`` of ``key`` is below its minimum (see _MINIMUM)."""
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return
+    if key in _MINIMUM and value < _MINIMUM[key]:
+        raise ConfigError(f"{key} must be at least {_MINIMUM[key]}, got {value}")
+    if key in _POSITIVE and not value > 0:
+        raise ConfigError(f"{key} must be above 0, got {value}{_POSITIVE[key]}")
 
 
 def config_from_dict(raw: dict[str, Any]) -> Config:
@@ -290,7 +324,50 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r}: {part!r} is not a section")
-        node[parts[-1]] = yaml.safe_load(value)
+        try:
+            node[parts[-1]] = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            raise ConfigError(
+                f"override {item!r}: the value {value!r} is not valid YAML ({_yaml_problem(err)}); "
+                "quote strings that hold YAML syntax, e.g. model.encoder='name: x'"
+            ) from None
+    return raw
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """``"line L, column C: problem"`` from a PyYAML error, without its traceback-like dump."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return where + problem
+
+
+def read_recipe(path: str | Path) -> dict[str, Any]:
+    """The parsed YAML of a recipe file, checked to be a mapping (an empty file gives ``{}``).
+
+    Raises:
+        ConfigError: the file is missing, is not valid YAML (the line, column and problem are
+            named), or its top level is not a mapping of sections.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"recipe file {str(path)!r} not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except UnicodeDecodeError:
+        raise ConfigError(f"recipe file {str(path)!r} is not a text (YAML) file") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(
+            f"recipe file {str(path)!r} is not valid YAML ({_yaml_problem(err)}); fix the syntax "
+            "there (indentation, a missing ':' or an unclosed bracket or quote)"
+        ) from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"recipe file {str(path)!r} holds a {type(raw).__name__} at its top level; a recipe "
+            "is a mapping of sections: family: ..., model: {...}, data: {...}, train: {...}"
+        )
     return raw
 
 
@@ -322,8 +399,5 @@ def resolve_data_path(config: Config, config_dir: Path | None = None) -> Config:
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     """Read a YAML recipe, apply overrides, validate, and check the data paths."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"recipe file {str(path)!r} not found")
-    raw = yaml.safe_load(path.read_text()) or {}
-    raw = apply_overrides(raw, overrides or [])
+    raw = apply_overrides(read_recipe(path), overrides or [])
     return resolve_data_path(config_from_dict(raw), path.parent)

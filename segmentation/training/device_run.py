@@ -235,7 +235,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()
-    model_path = fit(config)
+    model_path = fit(config, overwrite=True)  # a device run starts its run folder afresh
     record["train_seconds"] = round(time.perf_counter() - started, 1)
     if torch.cuda.is_available():
         record["gpu_peak_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)

@@ -6,11 +6,13 @@ Run folder layout (``train.output``)::
     member_0/best.pt      best validation score so far
     member_0/metrics.csv  one row per epoch (also TensorBoard events when tensorboard is installed)
     model.pt              the ensemble of the members' best weights, with tuned thresholds
+
+A fresh run refuses a folder that holds another run unless told to ``overwrite`` it or to
+``resume`` it (:mod:`segmentation.training.run_folder`).
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -30,6 +32,7 @@ from segmentation.training.checkpoint import atomic_save, make_checkpoint, read_
 from segmentation.training.config import Config
 from segmentation.training.data import make_loader, prepared_images, training_split
 from segmentation.training.engine import predict_validation, score_raw, train_one_epoch
+from segmentation.training.run_folder import check_run_folder, clean_run_folder, write_metrics
 from segmentation.training.tensor_crops import TensorCrops, crops_from_recipe
 from segmentation.training.tuning import tune_thresholds
 
@@ -106,7 +109,8 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 
 class _Logger:
-    """CSV (and TensorBoard when available) log of one member's epochs; main rank only."""
+    """``metrics.csv`` (rewritten from the history each epoch) and TensorBoard events (when
+    tensorboard is installed) of one member; main rank only."""
 
     def __init__(self, folder: Path, enabled: bool):
         self.path = folder / "metrics.csv"
@@ -120,15 +124,12 @@ class _Logger:
             except ImportError:  # tensorboard is optional
                 self.tb = None
 
-    def log(self, row: dict[str, Any]) -> None:
+    def log(self, history: list[dict[str, Any]]) -> None:
+        """Record the history whose last row is the epoch just finished."""
         if not self.enabled:
             return
-        new = not self.path.exists()
-        with self.path.open("a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(row))
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
+        write_metrics(history, self.path)
+        row = history[-1]
         if self.tb is not None:
             for key, value in row.items():
                 if isinstance(value, int | float) and key not in ("epoch", "member"):
@@ -183,7 +184,7 @@ def fit_member(
     scheduler = build_scheduler(optimizer, config, steps_per_epoch)
     start_epoch, best_score, history = 0, -1.0, []
     last_path, best_path = folder / "last.pt", folder / "best.pt"
-    if resume and last_path.exists():
+    if resume and last_path.exists():  # checked by check_run_folder: same network, whole file
         ckpt = read_checkpoint(last_path)
         state = ckpt["training_state"]
         model.load_state_dict(ckpt["members"][0]["state_dict"])
@@ -191,6 +192,10 @@ def fit_member(
         scheduler.load_state_dict(state["scheduler"])
         _set_rng_state(state["rng"])
         start_epoch, best_score, history = state["epoch"] + 1, state["best_score"], state["history"]
+        if info.is_main:
+            print(f"member {index}: resuming {last_path} after epoch {start_epoch}", flush=True)
+    elif resume and info.is_main:
+        print(f"member {index}: no {last_path} yet, training it from epoch 1", flush=True)
     train_model = model
     if info.enabled:
         ids = [device.index] if device.type == "cuda" else None
@@ -263,8 +268,9 @@ def fit_member(
                 "rng": _rng_state(),
             }
             atomic_save(_member_checkpoint(config, member_config, model, {}, state), last_path)
-            logger.log(row)
-            print(_format_row(index, row), flush=True)
+            logger.log(history)
+            elapsed = time.perf_counter() - started
+            print(_format_row(index, row, t.epochs, elapsed), flush=True)
         for callback in callbacks:
             callback(row)
         distributed.barrier(info)
@@ -299,9 +305,13 @@ def _member_checkpoint(config, member_config, model, metrics, state) -> dict[str
     )
 
 
-def _format_row(index: int, row: dict[str, Any]) -> str:
-    parts = [f"member {index} epoch {row['epoch']}", f"loss {row.get('total', float('nan')):.4f}"]
-    parts.append(f"{row['crops_per_s']:.1f} crops/s")
+def _format_row(index: int, row: dict[str, Any], epochs: int, elapsed: float) -> str:
+    parts = [
+        f"member {index} epoch {row['epoch']}/{epochs}",
+        f"loss {row.get('total', float('nan')):.4f}",
+        f"{row['crops_per_s']:.1f} crops/s",
+        f"{elapsed:.0f} s",
+    ]
     if "val_score" in row:
         parts.append(f"val score {row['val_score']:.4f} F1@0.7 {row['val_f1_0.7']:.4f}")
     return " | ".join(parts)
@@ -356,17 +366,30 @@ def assemble_ensemble(
 
 
 def fit(
-    config: Config, *, resume: bool = False, callbacks: list[EpochCallback] | None = None
+    config: Config,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    callbacks: list[EpochCallback] | None = None,
 ) -> Path | None:
     """Train the recipe's members and write ``<train.output>/model.pt``.
 
     Args:
         config: a validated recipe (:func:`segmentation.training.config.load_config`).
-        resume: continue each member from its ``last.pt`` (optimizer, scheduler, epoch, RNG).
+        resume: continue each member from its ``last.pt`` (optimizer, scheduler, epoch, RNG); a
+            member without one (not reached before the run stopped) starts from scratch.
+        overwrite: remove the run that ``train.output`` holds (``model.pt``, ``member_N/``)
+            before training; without it (or ``resume``) such a folder is refused.
         callbacks: called with each epoch's log row (a dict), on every rank.
 
     Returns:
         Path of the model file on the main rank (None on other DDP ranks).
+
+    Raises:
+        ValueError: the run folder does not allow this start (see
+            :func:`segmentation.training.run_folder.check_run_folder`): it holds a run and
+            neither flag is given, ``resume`` finds no ``last.pt``, a damaged one, or one
+            trained with another network config (the changed keys are named).
     """
     family = get_family(config.family)
     device = resolve_device(config.train.device)
@@ -377,13 +400,24 @@ def fit(
     try:
         if len(config.members()) > 1 and not family.dense:
             raise ValueError(f"family {config.family!r} does not support ensembles (model.members)")
-        train_samples, val_samples, _ = training_split(config.data)
         n = len(config.members())
         indices = [config.train.member] if config.train.member is not None else list(range(n))
-        trained = {}
         for i in indices:
             if not 0 <= i < n:
                 raise ValueError(f"train.member={i} but the recipe has {n} member(s)")
+        check_run_folder(config, indices, resume=resume, overwrite=overwrite)
+        distributed.barrier(info)  # every rank has looked before the main one removes anything
+        if info.is_main:
+            only = indices if config.train.member is not None else None
+            removed = clean_run_folder(
+                config.train.output, overwrite=overwrite and not resume, members=only
+            )
+            if overwrite and removed:
+                print(f"--overwrite: removed the previous run in {config.train.output}", flush=True)
+        distributed.barrier(info)
+        train_samples, val_samples, _ = training_split(config.data)
+        trained = {}
+        for i in indices:
             trained[i] = fit_member(
                 config,
                 i,

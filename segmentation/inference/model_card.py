@@ -1,0 +1,135 @@
+""":class:`ModelCard`: a model card that prints as a short summary and reads as a dict.
+
+``print(model.model_card)`` shows a dozen lines (name, network, recipe and training budget,
+data, licence, validation and held-out scores against the baseline, how to retrain); the long
+lists of image names stay out of the printed form and are read as before, e.g.
+``card["split"]["validation_ids"]`` and ``card["held_out_groups"]["test_ids"]``. The keys are
+described in :mod:`segmentation.training.checkpoint`.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from typing import Any
+
+_WIDTH = 100
+_LABEL = 13  # width of the label column
+
+
+def _scores(row: dict[str, Any] | None) -> str:
+    if not row or "score" not in row:
+        return "?"
+    text = f"score {row['score']:.3f}"
+    return text + (f", F1@0.7 {row['f1_0.7']:.3f}" if "f1_0.7" in row else "")
+
+
+class ModelCard(dict):
+    """A model card (a dict of plain values, see :mod:`segmentation.training.checkpoint`) whose
+    ``str()`` and ``repr()`` are a short, readable summary.
+
+    Every dict operation works as on the plain dict it was made from (``card == dict(card)``).
+    An empty card prints as a note that the model has none.
+    """
+
+    def _recipe(self) -> str:
+        training = self.get("training") or {}
+        when = " ".join(
+            p
+            for p in [
+                f"trained {self['date']}" if self.get("date") else "",
+                f"on {training['machine']}" if training.get("machine") else "",
+            ]
+            if p
+        )
+        text = ", ".join(p for p in [str(self.get("recipe") or ""), when] if p)
+        budget = [f"{training[k]} {k}" for k in ("epochs", "crops") if training.get(k) is not None]
+        if training.get("seconds") is not None:
+            budget.append(f"{training['seconds']:.0f} s")
+        return text + (": " + ", ".join(budget) if budget else "")
+
+    def _validation(self, dtype: str) -> str:
+        validation = self.get("validation") or {}
+        if not validation:
+            return ""
+        split = self.get("split") or {}
+        key = dtype if dtype in validation else next(iter(validation))
+        text = f"{split['validation_images']} images: " if "validation_images" in split else ""
+        text += f"{_scores(validation[key])} ({key})"
+        text += "".join(f"; {k} {_scores(v)}" for k, v in validation.items() if k != key)
+        baseline = self.get("baseline") or {}
+        if "score" in baseline:
+            text += f"; {baseline.get('name', 'baseline')} {_scores(baseline)}"
+        return text
+
+    def _held_out(self, dtype: str) -> str:
+        held = self.get("held_out_groups") or {}
+        ours = held.get(dtype) or {}
+        if "all" not in ours:
+            return ""
+        kinds = ", ".join(f"{k} {v['score']:.3f}" for k, v in ours.items() if k != "all")
+        text = f"{held.get('images', '?')} images of unseen acquisition groups: "
+        text += f"score {ours['all']['score']:.3f}" + (f" ({kinds})" if kinds else "")
+        if "all" in (held.get("baseline") or {}):
+            name = (self.get("baseline") or {}).get("name", "baseline")
+            text += f"; {name} {held['baseline']['all']['score']:.3f}"
+        if "all" in (held.get("previous") or {}):
+            text += f"; the model it replaced {held['previous']['all']['score']:.3f}"
+        return text
+
+    def _image_names(self) -> str:
+        names = []
+        ids = (self.get("split") or {}).get("validation_ids")
+        if ids:
+            names.append(f'card["split"]["validation_ids"] ({len(ids)})')
+        ids = (self.get("held_out_groups") or {}).get("test_ids")
+        if ids:
+            names.append(f'card["held_out_groups"]["test_ids"] ({len(ids)})')
+        return ", ".join(names)
+
+    def _lines(self) -> list[tuple[str, str]]:
+        """``(label, text)`` rows of the printed form (empty rows left out)."""
+        dtype = str(self.get("weights_dtype", "float32"))
+        params = self.get("parameters")
+        described = "parameters" in str(self.get("description", ""))
+        weights = [dtype if "weights_dtype" in self else ""]
+        if isinstance(params, int) and not described:
+            weights.append(f"{params / 1e6:.2f} M parameters")
+        rows = [
+            ("recipe", self._recipe()),
+            ("weights", ", ".join(w for w in weights if w)),
+            ("data", str(self.get("data") or "")),
+            ("licence", str(self.get("licence") or "")),
+            ("validation", self._validation(dtype)),
+            ("held out", self._held_out(dtype)),
+        ]
+        rows += [
+            ("retrain" if i == 0 else "", str(c)) for i, c in enumerate(self.get("retrain") or [])
+        ]
+        rows.append(("image names", self._image_names()))
+        return [(label, text) for label, text in rows if text]
+
+    def __str__(self) -> str:
+        if not self:
+            return (
+                "no model card (models trained with `segmentation train` have none: see the "
+                "model's .metrics and .recipe)"
+            )
+        head = str(self.get("name", "unnamed model"))
+        if self.get("description"):
+            head += f": {self['description']}"
+        out = textwrap.wrap(head, _WIDTH, subsequent_indent=" " * (_LABEL + 2))
+        for label, text in self._lines():
+            if label in ("retrain", ""):  # commands: one line each, to copy and paste
+                out.append(f"  {label:<{_LABEL}}{text}")
+                continue
+            out += textwrap.wrap(
+                text,
+                _WIDTH,
+                initial_indent=f"  {label:<{_LABEL}}",
+                subsequent_indent=" " * (_LABEL + 2),
+                break_on_hyphens=False,
+                break_long_words=False,
+            )
+        return "\n".join(out)
+
+    __repr__ = __str__
