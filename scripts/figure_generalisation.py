@@ -7,7 +7,7 @@ non-nuclear (cytoplasm-like) channel in red, made from the same image by dilatin
 a textured ring, so that a model must ignore a bright channel that is not nuclear.
 
 Usage:
-  python scripts/figure_generalisation.py --model old=OLD.pt --model new=NEW.pt \\
+  python scripts/figure_generalisation.py --model old=OLD.pt --model new=NEW.pt@hematoxylin \\
       [--data cache/stage1_train.npz] [--output docs/figures/generalisation_overlays.png]
 """
 
@@ -24,7 +24,12 @@ from scipy import ndimage as ndi  # noqa: E402
 
 from segmentation.datasets.sample_type import Sample  # noqa: E402
 from segmentation.evaluation.dataset import evaluate_dataset  # noqa: E402
-from segmentation.inference import load_model  # noqa: E402
+from segmentation.inference import (  # noqa: E402
+    SegmentOptions,
+    load_default_model,
+    load_model,
+    segment,
+)
 from segmentation.training.config import DataConfig  # noqa: E402
 from segmentation.training.data import load_samples, split_three  # noqa: E402
 from segmentation.visualize import overlay_outlines  # noqa: E402
@@ -71,19 +76,28 @@ def cases(data: str) -> list[tuple[str, Sample]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", action="append", required=True, help="NAME=PATH")
+    parser.add_argument(
+        "--model",
+        action="append",
+        required=True,
+        help="NAME=PATH or NAME=PATH@VIEW (PATH 'default': the shipped model; VIEW: rgb or "
+        "hematoxylin, how stained tissue is shown)",
+    )
     parser.add_argument("--data", default="cache/stage1_train.npz")
     parser.add_argument("--output", default="docs/figures/generalisation_overlays.png")
     args = parser.parse_args()
-    models = [
-        (name, load_model(path, "cpu")) for name, path in (m.split("=", 1) for m in args.model)
-    ]
+    models = []
+    for spec in args.model:  # NAME=PATH or NAME=PATH@VIEW (the stained_view segment() uses)
+        name, path = spec.split("=", 1)
+        path, _, view = path.partition("@")
+        model = load_default_model("cpu") if path == "default" else load_model(path, "cpu")
+        models.append((name, model, SegmentOptions(stained_view=view or None)))
     rows = cases(args.data)
     fig, axes = plt.subplots(len(rows), len(models), figsize=(4.2 * len(models), 3.6 * len(rows)))
     axes = np.atleast_2d(axes)
     for r, (title, sample) in enumerate(rows):
-        for c, (name, model) in enumerate(models):
-            labels = model.segment(sample.image)
+        for c, (name, model, options) in enumerate(models):
+            labels = segment(sample.image, model, options=options)
             text = f"{name}: {int(labels.max())} nuclei"
             if sample.labels is not None:
                 score = evaluate_dataset([(sample.labels, labels)]).mean_score

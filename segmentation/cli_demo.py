@@ -113,12 +113,11 @@ def _load(args: argparse.Namespace, out: Path):
 
 def run(args: argparse.Namespace) -> int:
     """Load (or train) the model, segment the sample, print scores, write overlays."""
-    import imageio.v3 as iio
 
     from segmentation.datasets.sample_data import load_sample
     from segmentation.evaluation.dataset import evaluate_dataset
     from segmentation.inference import model_card_summary
-    from segmentation.visualize import overlay_outlines
+    from segmentation.visualize import write_overlay
 
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
@@ -132,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     for sample in samples:
         labels = model.segment(sample.image)
         preds.append(labels)
-        iio.imwrite(out / f"{sample.name}_overlay.png", overlay_outlines(sample.image, labels))
+        write_overlay(out / f"{sample.name}_overlay.png", sample.image, labels)
     seconds = time.perf_counter() - start
     result = evaluate_dataset([(s.labels, p) for s, p in zip(samples, preds, strict=True)])
     split = f" {'split':>8}" if splits else ""
