@@ -187,8 +187,9 @@ def candidates(table: np.ndarray, window: Box, core: Box, grid: BlockGrid, margi
 
 def _write_part(path: Path, **arrays: np.ndarray) -> None:
     """Write the block's file atomically: a killed job never leaves half a file under its name."""
-    tmp = path.with_name(f"{path.stem}.{uuid.uuid4().hex}.tmp.npz")
-    np.savez_compressed(tmp, **arrays)
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
+    with open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)
     os.replace(tmp, path)
 
 

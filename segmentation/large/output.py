@@ -182,5 +182,5 @@ def write_manifest(parts: Path, manifest: dict[str, Any]) -> None:
 
 def clean_parts(parts: Path) -> None:
     """Remove half-written files that a killed job left in the parts folder."""
-    for stale in parts.glob("*.tmp.npz"):
+    for stale in parts.glob("*.tmp"):
         stale.unlink(missing_ok=True)
