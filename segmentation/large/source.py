@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 
 TIFF_SUFFIXES = (".tif", ".tiff", ".svs", ".ndpi", ".scn", ".btf")
+#: A 3-D array's first or last axis of at most this length is taken for channels.
+_MAX_GUESSED_CHANNELS = 16
 
 
 @dataclass(frozen=True)
@@ -180,9 +182,9 @@ def _open_array(
 def _guess_axes(shape: tuple[int, ...], path: str) -> str:
     if len(shape) == 2:
         return "yx"
-    if len(shape) == 3 and shape[2] <= 4 < min(shape[:2]):
+    if len(shape) == 3 and shape[2] <= _MAX_GUESSED_CHANNELS < min(shape[:2]):
         return "yxc"
-    if len(shape) == 3 and shape[0] <= 4 < min(shape[1:]):
+    if len(shape) == 3 and shape[0] <= _MAX_GUESSED_CHANNELS < min(shape[1:]):
         return "cyx"
     raise ValueError(
         f"cannot tell the axes of the {shape} array {path}; pass axes='yxc' (channels last), "
@@ -238,7 +240,7 @@ def open_image_source(
             pyramidal and tiled TIFFs are read tile by tile).
         axes: the array's axes, one letter per dimension (``"yx"``, ``"yxc"``, ``"cyx"``...).
             ``None``: from the OME-Zarr metadata or the TIFF series, else ``"yx"`` for a 2-D
-            array and channels last (or first) for a 3-D one with up to 4 channels.
+            array and channels last (or first) for a 3-D one with up to 16 channels.
         level: TIFF pyramid level to read (0 = full resolution).
         series: TIFF series to read.
 
