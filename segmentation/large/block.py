@@ -101,11 +101,14 @@ _LOCK = threading.Lock()
 
 
 def worker_model(model: Any, device: str) -> Any:
-    """The model on this worker: a loaded model as sent, a file path or ``None`` (the default
-    model) loaded once per process and device."""
+    """The model on this worker: a loaded model as sent (moved to ``device`` unless "auto"), a
+    file path or ``None`` (the default model) loaded once per process and device."""
     from segmentation.inference import SegmentationModel, load_default_model, load_model
+    from segmentation.inference.model import resolve_device
 
     if isinstance(model, SegmentationModel):
+        if device != "auto" and model.device != resolve_device(device):
+            model.to(device)
         return model
     if model is None:
         return load_default_model(device)

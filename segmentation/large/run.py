@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import shutil
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -68,6 +69,8 @@ class LargeResult:
         intensity_range: the whole image's normalisation range ``(lo, hi)``.
         diameter: the nucleus diameter the blocks were segmented at (``None``: own scale).
         timings: seconds per pass (``stats``, ``pilot``, ``blocks``, ``stitch``, ``total``).
+        memory: peak resident memory (bytes) of each worker process by address, at the end of
+            the job (the process's lifetime peak: a fresh local cluster's is the job's).
     """
 
     output: Path
@@ -78,6 +81,7 @@ class LargeResult:
     intensity_range: tuple[float, float] = (0.0, 0.0)
     diameter: float | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    memory: dict[str, int] = field(default_factory=dict)
 
     def labels(self) -> Any:
         """The label array, opened read-only (a ``zarr.Array``; slice it to read)."""
@@ -143,6 +147,16 @@ def _run(client: Any, func: Any, calls: list[tuple], desc: str, progress: bool) 
             client.cancel(futures)
             raise
     return results
+
+
+def peak_rss() -> int:
+    """This process's peak resident memory in bytes (0 where the platform does not tell)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return 0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak) if sys.platform == "darwin" else int(peak) * 1024
 
 
 def _check(source: ImageSource, options: SegmentOptions, block_size: int, overlap: Any) -> None:
@@ -354,6 +368,7 @@ def segment_large(
         lead = len(source.axes) - 2 if paths.ome else 0
         nuclei_table = _stitch(dask_client, job.grid, paths, results, lead, progress)
         timings["stitch"] = time.perf_counter() - tick
+        memory = dask_client.run(peak_rss)
 
     from segmentation.inference.details import write_nuclei_csv
 
@@ -376,7 +391,7 @@ def segment_large(
     skipped = sum(r.skipped for r in results)
     return LargeResult(
         paths.array, paths.table, len(nuclei_table), len(cores), skipped, (lo, hi), diameter,
-        timings,
+        timings, memory,
     )  # fmt: skip
 
 
