@@ -269,7 +269,8 @@ def segment_large(
         model: a model file, a loaded :class:`~segmentation.inference.SegmentationModel`, or
             ``None`` for the default model shipped with the package.
         block_size: side of the blocks' cores and of the output's chunks (multiple of 32).
-            Peak memory per worker grows with it (about 1.5 GiB at 2048 on a CPU).
+            Peak memory per worker grows with it (2.7 GiB at 2048 with the default model on a
+            CPU, docs/benchmarks.md), not with the image.
         overlap: the halo around each core (source pixels, ``<= block_size``); should exceed
             the largest nucleus plus the network's context. ``None``: :data:`HALO` pixels at the
             network's scale.
