@@ -17,13 +17,16 @@ from skimage.measure import label as connected
 
 from segmentation.datasets.synthetic import synthetic_nuclei
 from segmentation.evaluation.matching import dsb_score
-from segmentation.inference import SegmentationModel, segment
+from segmentation.inference import SegmentationModel, SegmentOptions, segment
 from segmentation.inference.reference_nets import ReferenceUnet
 from segmentation.large import segment_large
 
 SHAPE, BLOCK = (3000, 3000), 1024
 CORNERS = [(1024, 1024), (1024, 2048), (2048, 1024), (2048, 2048)]
 RADIUS = 13
+#: The nuclei are near the training size: segment() would keep the image's scale, and so would
+#: segment_large's pilot (tested in test_large_outputs.py); skipping both keeps the test short.
+OPTIONS = SegmentOptions(auto_diameter=False)
 
 
 def _draw_corner_nuclei(image: np.ndarray) -> None:
@@ -51,11 +54,11 @@ def results(image, tmp_path_factory):
     )
     source[:] = image[:, :, 0]
     model = SegmentationModel("unet", [ReferenceUnet()], device="cpu")
-    whole = segment(image, model, tile_size=1024)
+    whole = segment(image, model, tile_size=1024, options=OPTIONS)
     with Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None) as c:
         result = segment_large(
             folder / "image.zarr", folder / "labels.zarr", model, block_size=BLOCK, client=c,
-            progress=False,
+            options=OPTIONS, progress=False,
         )  # fmt: skip
     return whole, result
 
