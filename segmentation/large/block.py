@@ -1,4 +1,4 @@
-"""Segmenting one block of a large image on a Dask worker (the first, heavy pass).
+"""Segmenting one block of a large image on a Dask worker (the heavy pass).
 
 A block's window (its core plus the halo) is segmented by the same pipeline as ``segment()``
 (:mod:`segmentation.inference.engine`: tiles, batches, blending, decoding, the nucleus table),
@@ -62,7 +62,7 @@ class BlockJob:
 
 @dataclass
 class BlockResult:
-    """What the first pass returns for one block.
+    """What the block pass returns for one block.
 
     Attributes:
         index: ``(row, col)`` of the block.
@@ -197,7 +197,7 @@ def _write_part(path: Path, **arrays: np.ndarray) -> None:
 
 
 def segment_block(job: BlockJob, index: tuple[int, int], model: Any) -> BlockResult:
-    """First pass for one block (a Dask task): segment its window, keep and save its candidates.
+    """Segment one block (a Dask task): segment its window, keep and save its candidates.
 
     Args:
         job: the job's settings.

@@ -1,6 +1,6 @@
-"""Stitching the blocks: one id per nucleus across block faces and corners (the second pass).
+"""Stitching the blocks: one id per nucleus across block faces and corners (the last pass).
 
-After the first pass every block has saved its candidates (:mod:`.block`), numbered ``1..k``
+After the block pass every block has saved its candidates (:mod:`.block`), numbered ``1..k``
 within the block; block ``n``'s candidate ``i`` has the global candidate id ``offset[n] + i``.
 A nucleus near a core border is a candidate of up to four blocks (faces and corners). Then:
 
@@ -37,7 +37,7 @@ MATCH_IOU = 0.5
 
 @dataclass(frozen=True)
 class StitchJob:
-    """What a worker needs for the second pass.
+    """What a worker needs for the stitching.
 
     Attributes:
         grid: the block grid.
@@ -77,7 +77,7 @@ def core_overlaps(job: StitchJob, index: tuple[int, int]) -> np.ndarray:
     """Pixels shared by candidates of different blocks inside one core (a Dask task).
 
     Args:
-        job: the second pass's settings.
+        job: the stitching settings.
         index: ``(row, col)`` of the core.
 
     Returns:
@@ -192,7 +192,7 @@ def assemble_core(
     """Paint the final labels of one core and write them as one output chunk (a Dask task).
 
     Args:
-        job: the second pass's settings.
+        job: the stitching settings.
         index: ``(row, col)`` of the core.
         luts: for the block and each neighbour, ``(k + 1,)`` uint32 final labels of its
             candidates 1..k (index 0 -> 0).
