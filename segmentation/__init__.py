@@ -19,12 +19,17 @@ __all__ = [
     "load_default_model",
     "load_model",
     "segment",
+    "segment_large",
     "__version__",
 ]
 _LAZY = ("SegmentOptions", "SegmentationModel", "load_default_model", "load_model", "segment")
 
 
 def __getattr__(name: str):
+    if name == "segment_large":  # images larger than memory, on Dask
+        from segmentation.large import segment_large
+
+        return segment_large
     if name in _LAZY:
         from segmentation import inference
 

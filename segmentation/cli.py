@@ -14,6 +14,7 @@ import sys
 SUBCOMMANDS = (
     "segmentation.training.cli_train",
     "segmentation.cli_segment",
+    "segmentation.cli_large",
     "segmentation.evaluation.cli_evaluate",
     "segmentation.datasets.cli_pack",
     "segmentation.benchmark.cli_benchmark",

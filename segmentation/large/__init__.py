@@ -1,0 +1,28 @@
+"""Images larger than memory (whole slides, mosaics): :func:`segment_large` on Dask.
+
+The image is read lazily (Zarr, OME-Zarr, tiled TIFF) and segmented block by block on a
+``dask.distributed`` cluster; each block runs the same pipeline as ``segment()`` with the whole
+image's normalisation and nucleus size, and only the stitching is new.
+
+- :mod:`.source`: :func:`open_image_source`, :class:`ImageSource` (lazy windows of the image).
+- :mod:`.grid`: :class:`BlockGrid` (cores, windows = core + halo, neighbours).
+- :mod:`.stats`: the whole image's normalisation range, gathered block by block.
+- :mod:`.block`: segmenting one block's window; its candidate nuclei saved per block.
+- :mod:`.stitch`: one id per nucleus across block faces and corners, the label chunks.
+- :mod:`.output`: the output array (plain or OME-Zarr labels), table, parts and manifest.
+- :mod:`.identity`: the settings fingerprint that lets a killed job resume.
+- :mod:`.run`: :func:`segment_large`, the passes on the cluster.
+"""
+
+from segmentation.large.grid import BlockGrid, Box
+from segmentation.large.run import LargeResult, segment_large
+from segmentation.large.source import ImageSource, open_image_source
+
+__all__ = [
+    "BlockGrid",
+    "Box",
+    "ImageSource",
+    "LargeResult",
+    "open_image_source",
+    "segment_large",
+]

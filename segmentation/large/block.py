@@ -1,0 +1,253 @@
+"""Segmenting one block of a large image on a Dask worker (the heavy pass).
+
+A block's window (its core plus the halo) is segmented by the same pipeline as ``segment()``
+(:mod:`segmentation.inference.engine`: tiles, batches, blending, decoding, the nucleus table),
+with two differences: the normalisation range and the nucleus size are the whole image's, decided
+once for all blocks (:mod:`.stats`, the pilot of :func:`pilot_labels`), never per block.
+
+The block keeps its *candidates*: the nuclei whose centroid lies in its core grown by ``margin``
+pixels and that do not touch a cut edge of the window (where the image goes on, so the nucleus
+may be cut). A nucleus near a core border is thus kept by two to four blocks; :mod:`.stitch`
+merges these versions by their overlap. The candidates go to one compressed file per block,
+written atomically: a file that exists is a finished block, which a restarted job skips.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from segmentation.inference.options import SegmentOptions
+from segmentation.large.grid import BlockGrid, Box
+from segmentation.large.source import ImageSource, read_window
+
+
+@dataclass(frozen=True)
+class BlockJob:
+    """What a worker needs to segment any block of one image (sent once with every task).
+
+    Attributes:
+        source: the image.
+        grid: cores and windows.
+        parts: folder of the per-block files (shared by all workers).
+        device: where the networks run on each worker (``"auto"``, ``"cpu"``, ``"cuda"``).
+        tile_size, tile_overlap, tta, batch_size: as for :func:`~segmentation.inference.segment`.
+        options: the settings, with the nucleus size already decided (no estimate per block).
+        lo, hi: the whole image's normalisation range.
+        margin: candidates' centroids may lie this many pixels outside the core.
+        torch_threads: threads for PyTorch on each worker, or ``None`` to leave it.
+    """
+
+    source: ImageSource
+    grid: BlockGrid
+    parts: str
+    device: str
+    tile_size: int | None
+    tile_overlap: int | None
+    tta: bool
+    batch_size: int
+    options: SegmentOptions
+    lo: float
+    hi: float
+    margin: int
+    torch_threads: int | None = None
+
+
+@dataclass
+class BlockResult:
+    """What the block pass returns for one block.
+
+    Attributes:
+        index: ``(row, col)`` of the block.
+        table: the candidates' rows (:data:`~segmentation.inference.details.NUCLEUS_DTYPE`,
+            image coordinates), ``label`` numbering them ``1..k`` within the block.
+        skipped: the block's file existed (a restarted job): nothing was computed.
+        seconds: time spent segmenting it (0 when skipped).
+    """
+
+    index: tuple[int, int]
+    table: np.ndarray
+    skipped: bool
+    seconds: float
+
+
+def part_path(parts: str | os.PathLike, index: tuple[int, int]) -> Path:
+    """The file of block ``(row, col)`` in the parts folder."""
+    return Path(parts) / f"block_{index[0]}_{index[1]}.npz"
+
+
+def read_part(parts: str | os.PathLike, index: tuple[int, int], labels: bool) -> dict:
+    """A block's file: ``window`` (y0, y1, x0, x1), ``table`` and, when asked, ``labels``.
+
+    ``labels`` is the ``(h, w)`` window with the block's candidates numbered ``1..k`` (uint16 or
+    uint32), 0 elsewhere.
+    """
+    with np.load(part_path(parts, index)) as part:
+        out = {"window": tuple(int(v) for v in part["window"]), "table": part["table"]}
+        if labels:
+            out["labels"] = part["labels"]
+    return out
+
+
+_MODELS: dict[tuple, Any] = {}
+_LOCK = threading.Lock()
+
+
+def worker_model(model: Any, device: str) -> Any:
+    """The model on this worker: a loaded model as sent (moved to ``device`` unless "auto"), a
+    file path or ``None`` (the default model) loaded once per process and device."""
+    from segmentation.inference import SegmentationModel, load_default_model, load_model
+    from segmentation.inference.model import resolve_device
+
+    if isinstance(model, SegmentationModel):
+        if device != "auto" and model.device != resolve_device(device):
+            model.to(device)
+        return model
+    if model is None:
+        return load_default_model(device)
+    stat = os.stat(model)
+    key = (str(model), stat.st_mtime_ns, stat.st_size, str(device))
+    with _LOCK:
+        if key not in _MODELS:
+            _MODELS[key] = load_model(model, device)
+        return _MODELS[key]
+
+
+def segment_window(
+    model: Any, settings: Any, image: np.ndarray, lo: float, hi: float, details: bool
+) -> Any:
+    """Segment one ``(h, w, C)`` window with a fixed normalisation range.
+
+    Args:
+        model: a :class:`~segmentation.inference.SegmentationModel`.
+        settings: :class:`~segmentation.inference.engine.Settings` (one pass: its options must
+            not estimate the diameter).
+        image: ``(h, w, C)`` array, ``C`` in ``{1, 3}`` (see
+            :func:`~segmentation.large.source.read_window`).
+        lo, hi: the whole image's normalisation range.
+        details: also return the :class:`~segmentation.inference.SegmentDetails`.
+
+    Returns:
+        ``(h, w)`` int32 labels ``1..N``, or ``(labels, details)``.
+    """
+    from segmentation.inference.engine import finish, make_job, run_network
+
+    job = make_job(model, image, settings)
+    job.lo, job.hi = lo, hi  # the whole image's range, not this window's
+    run_network(model, [job], settings)
+    return finish(model, job, settings, details)
+
+
+def _settings(job: BlockJob, model: Any, options: SegmentOptions) -> Any:
+    from segmentation.inference.api import _settings as resolve
+
+    if job.torch_threads:
+        import torch
+
+        if torch.get_num_threads() != job.torch_threads:
+            torch.set_num_threads(job.torch_threads)
+    return resolve(model, job.tile_size, job.tile_overlap, job.tta, job.batch_size, options)
+
+
+def candidates(table: np.ndarray, window: Box, core: Box, grid: BlockGrid, margin: int):
+    """Which nuclei of a window's table the block keeps.
+
+    Args:
+        table: the window's nucleus table (window coordinates).
+        window, core: the block's window and core (image coordinates).
+        grid: the block grid (for the image's size).
+        margin: pixels the centroid may lie outside the core.
+
+    Returns:
+        ``(k,)`` bool mask over the table's rows.
+    """
+    cy = table["centroid_y"] + window.y0
+    cx = table["centroid_x"] + window.x0
+    height, width = window.shape
+    cut_top, cut_left = window.y0 > 0, window.x0 > 0
+    cut_bottom, cut_right = window.y1 < grid.height, window.x1 < grid.width
+    touches_cut = (
+        (cut_top & (table["bbox_y0"] <= 0))
+        | (cut_left & (table["bbox_x0"] <= 0))
+        | (cut_bottom & (table["bbox_y1"] >= height))
+        | (cut_right & (table["bbox_x1"] >= width))
+    )
+    near = (
+        (cy >= core.y0 - margin)
+        & (cy < core.y1 + margin)
+        & (cx >= core.x0 - margin)
+        & (cx < core.x1 + margin)
+    )
+    return near & ~touches_cut & (table["area"] > 0)
+
+
+def _write_part(path: Path, **arrays: np.ndarray) -> None:
+    """Write the block's file atomically: a killed job never leaves half a file under its name."""
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
+    with open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)
+    os.replace(tmp, path)
+
+
+def segment_block(job: BlockJob, index: tuple[int, int], model: Any) -> BlockResult:
+    """Segment one block (a Dask task): segment its window, keep and save its candidates.
+
+    Args:
+        job: the job's settings.
+        index: ``(row, col)`` of the block.
+        model: a loaded model, a model file path, or ``None`` for the default model.
+
+    Returns:
+        The block's :class:`BlockResult`; when its file already exists, the saved candidates
+        (``skipped=True``) without segmenting again.
+    """
+    path = part_path(job.parts, index)
+    if path.exists():
+        return BlockResult(index, read_part(job.parts, index, False)["table"], True, 0.0)
+    began = time.perf_counter()
+    model = worker_model(model, job.device)
+    settings = _settings(job, model, job.options)
+    window, core = job.grid.window(index), job.grid.core(index)
+    image = read_window(job.source, window, job.options.channel)
+    labels, details = segment_window(model, settings, image, job.lo, job.hi, True)
+    table = details.nuclei
+    keep = candidates(table, window, core, job.grid, job.margin)
+    lut = np.zeros(len(table) + 1, np.uint32)
+    lut[1:][keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.uint32)
+    kept = table[keep].copy()
+    kept["label"] = np.arange(1, len(kept) + 1)
+    for name, shift in (("centroid_y", window.y0), ("bbox_y0", window.y0), ("bbox_y1", window.y0)):
+        kept[name] += shift
+    for name, shift in (("centroid_x", window.x0), ("bbox_x0", window.x0), ("bbox_x1", window.x0)):
+        kept[name] += shift
+    dtype = np.uint16 if len(kept) < 2**16 else np.uint32
+    window_array = np.array([window.y0, window.y1, window.x0, window.x1], np.int64)
+    _write_part(path, labels=lut[labels].astype(dtype), table=kept, window=window_array)
+    return BlockResult(index, kept, False, time.perf_counter() - began)
+
+
+def pilot_labels(job: BlockJob, box: Box, model: Any) -> np.ndarray:
+    """Segment one window at the image's own scale, for the automatic nucleus size (a Dask task).
+
+    Args:
+        job: the job's settings (its options' scale and diameter are ignored here).
+        box: the window.
+        model: as for :func:`segment_block`.
+
+    Returns:
+        ``(h, w)`` int32 labels of the nuclei that do not touch the window's edge.
+    """
+    from skimage.segmentation import clear_border
+
+    model = worker_model(model, job.device)
+    options = replace(job.options, scale=None, diameter=None, auto_diameter=False)
+    settings = _settings(job, model, options)
+    image = read_window(job.source, box, job.options.channel)
+    return clear_border(segment_window(model, settings, image, job.lo, job.hi, False))
