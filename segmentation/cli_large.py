@@ -53,6 +53,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--no-auto-diameter", action="store_true", help="keep the image's scale (no estimate)"
     )
     parser.add_argument("--channel", type=int, default=None, help="use this channel as gray")
+    parser.add_argument(
+        "--stained-view",
+        choices=("rgb", "hematoxylin"),
+        default=None,
+        help="how stained tissue is shown to the network (default: as the model was trained)",
+    )
     parser.add_argument("--keep-parts", action="store_true", help="keep the per-block files")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
@@ -67,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
     options = SegmentOptions(
         channel=args.channel,
+        stained_view=args.stained_view,
         scale=args.scale,
         diameter=args.diameter,
         auto_diameter=not args.no_auto_diameter,

@@ -53,6 +53,9 @@ class Settings:
     batch_size: int
     options: SegmentOptions
     thresholds: Any
+    #: apply :func:`~segmentation.datasets.nuclear_view.nuclear_view` to each image (``False``
+    #: where the caller decided the view once for a whole image, as ``segment_large`` does)
+    nuclear_view: bool = True
 
 
 @dataclass
@@ -74,7 +77,7 @@ def make_job(model: SegmentationModel, image: np.ndarray, settings: Settings) ->
     channel was picked), resize, range, tiles."""
     options = settings.options
     seen = image
-    if options.channel is None:
+    if options.channel is None and settings.nuclear_view:
         seen = nuclear_view(image, options.stained_view or recipe_stained_view(model.recipe))
     factor = options.resize_factor
     scaled = resize_image(seen, scaled_shape(seen.shape[:2], factor)) if factor != 1 else seen

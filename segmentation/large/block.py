@@ -153,7 +153,8 @@ def _settings(job: BlockJob, model: Any, options: SegmentOptions) -> Any:
 
         if torch.get_num_threads() != job.torch_threads:
             torch.set_num_threads(job.torch_threads)
-    return resolve(model, job.tile_size, job.tile_overlap, job.tta, job.batch_size, options)
+    settings = resolve(model, job.tile_size, job.tile_overlap, job.tta, job.batch_size, options)
+    return replace(settings, nuclear_view=False)  # decided once for the image: large/view.py
 
 
 def candidates(table: np.ndarray, window: Box, core: Box, grid: BlockGrid, margin: int):
@@ -188,6 +189,16 @@ def candidates(table: np.ndarray, window: Box, core: Box, grid: BlockGrid, margi
     return near & ~touches_cut & (table["area"] > 0)
 
 
+def _structured(frame: Any) -> np.ndarray:
+    """``details.nuclei`` (a DataFrame) as a structured array of :data:`NUCLEUS_DTYPE`."""
+    from segmentation.inference.details import NUCLEUS_DTYPE
+
+    table = np.zeros(len(frame), NUCLEUS_DTYPE)
+    for name in NUCLEUS_DTYPE.names:
+        table[name] = frame[name].to_numpy()
+    return table
+
+
 def _write_part(path: Path, **arrays: np.ndarray) -> None:
     """Write the block's file atomically: a killed job never leaves half a file under its name."""
     tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
@@ -217,7 +228,7 @@ def segment_block(job: BlockJob, index: tuple[int, int], model: Any) -> BlockRes
     window, core = job.grid.window(index), job.grid.core(index)
     image = read_window(job.source, window, job.options.channel)
     labels, details = segment_window(model, settings, image, job.lo, job.hi, True)
-    table = details.nuclei
+    table = _structured(details.nuclei)
     keep = candidates(table, window, core, job.grid, job.margin)
     lut = np.zeros(len(table) + 1, np.uint32)
     lut[1:][keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.uint32)

@@ -40,6 +40,7 @@ from segmentation.large.identity import differences, fingerprint
 from segmentation.large.source import ImageSource, open_image_source
 from segmentation.large.stats import ImageStats, block_stats, sample_step
 from segmentation.large.stitch import StitchJob, assemble_core, core_overlaps, resolve
+from segmentation.large.view import whole_image_view
 
 #: Default side of the blocks (pixels of the source): a 2048 x 2048 core and its halo.
 BLOCK_SIZE = 2048
@@ -312,6 +313,10 @@ def segment_large(
     if not isinstance(options, SegmentOptions):
         raise TypeError(f"options must be a SegmentOptions, got {type(options).__name__}")
     _check(source, options, block_size, overlap)
+    if options.channel is None and source.channels >= 3:  # the view: once, for the whole image
+        recipe = _client_model(model).recipe
+        grid = BlockGrid(source.height, source.width, block_size, 0)
+        options = whole_image_view(source, grid, options, recipe)
     tile_size = TILE_SIZE if tile_size is None else tile_size
     paths = out.plan_paths(source, output, table)
     stamp = fingerprint(
@@ -406,15 +411,29 @@ def _finished(paths: out.OutputPaths, record: dict) -> LargeResult:
     )  # fmt: skip
 
 
-def _prepare(client, job: BlockJob, model, model_arg, progress, timings) -> dict:
-    """Passes 1 and 2: the whole image's normalisation range and nucleus diameter."""
+def _client_model(model: Any) -> Any:
+    """The model on the client (CPU), for its normalisation and recipe: the one given, or the
+    default model or a model file loaded (cached per process)."""
     from segmentation.inference import SegmentationModel, load_default_model, load_model
 
     if isinstance(model, SegmentationModel):
-        normalization = model.normalization
-    else:  # loaded on the client (CPU) for its normalisation percentiles only
-        loaded = load_default_model("cpu") if model is None else load_model(model, "cpu")
-        normalization = loaded.normalization
+        return model
+    if model is None:
+        return load_default_model("cpu")  # cached per device by default.py
+    path = Path(model).resolve()
+    key = (str(path), path.stat().st_mtime_ns) if path.exists() else (str(path), 0)
+    if key not in _CLIENT_MODELS:
+        _CLIENT_MODELS.clear()  # one model file at a time
+        _CLIENT_MODELS[key] = load_model(path, "cpu")
+    return _CLIENT_MODELS[key]
+
+
+_CLIENT_MODELS: dict[tuple[str, int], Any] = {}
+
+
+def _prepare(client, job: BlockJob, model, model_arg, progress, timings) -> dict:
+    """Passes 1 and 2: the whole image's normalisation range and nucleus diameter."""
+    normalization = _client_model(model).normalization
     tick = time.perf_counter()
     stats = _statistics(client, job.source, job.grid, job.options, progress)
     lo, hi = stats.intensity_range(normalization["low"], normalization["high"])
