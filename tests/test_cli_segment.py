@@ -8,7 +8,6 @@ import sys
 import imageio.v3 as iio
 import numpy as np
 import pytest
-import torch
 
 from segmentation.cli import main
 from segmentation.datasets.io import read_labels
@@ -16,25 +15,7 @@ from segmentation.datasets.rle import read_rle_csv
 from segmentation.datasets.synthetic import synthetic_nuclei
 from segmentation.evaluation.matching import dsb_score
 from segmentation.inference import segment
-from segmentation.models.registry import get_family
-from segmentation.training.checkpoint import atomic_save, make_checkpoint
 from tests.paths import REPO
-
-SMALL_UNET = {"encoder": "resnet18", "encoder_depth": 3, "decoder_channels": [16, 8, 8]}
-
-
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory):
-    torch.manual_seed(0)  # this random network finds a few dozen "nuclei" in the images below
-    net = get_family("unet").build(SMALL_UNET)
-    ckpt = make_checkpoint(
-        family="unet",
-        members=[{"config": SMALL_UNET, "state_dict": net.state_dict()}],
-        thresholds={},
-        metrics={},
-        recipe={},
-    )
-    return atomic_save(ckpt, tmp_path_factory.mktemp("model") / "model.pt")
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from segmentation.cli import main
 from segmentation.datasets import io
 from segmentation.datasets.io import read_labels, write_labels
 from segmentation.inference import segment
-from tests.test_cli_segment import images, model_file  # noqa: F401 (fixtures)
+from tests.test_cli_segment import images  # noqa: F401 (a fixture)
 
 
 def segment_cli(images, model_file, out, *extra):  # noqa: F811
