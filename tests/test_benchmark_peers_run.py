@@ -147,3 +147,23 @@ def test_cellpose_timed_split_equals_eval(peer_run):
     )[0]
     np.testing.assert_array_equal(labels, expected)
     assert labels.dtype == np.int32 and network > 0 and post > 0
+
+
+@pytest.mark.parametrize(
+    ("peer", "options", "message"),
+    [
+        ("stardist", {"n_ray": 16}, "unknown Config2D option"),
+        ("cellpose", {"n_epochs": 3}, "set by the benchmark"),
+        ("cellpose", {"learning_rat": 0.1}, "unknown or set by the benchmark"),
+    ],
+)
+def test_bad_peer_options_are_named_before_training(peer, options, message, tmp_path):
+    from segmentation.benchmark.peers import load_peer
+    from segmentation.benchmark.peers.common import PeerBudget
+    from segmentation.datasets.synthetic import synthetic_nuclei
+
+    samples = [synthetic_nuclei((64, 64), 4, seed=i) for i in range(2)]
+    budget = PeerBudget(0.01, 1, 64, 2, 2, 1, 0)
+    with pytest.raises(ValueError, match=message):
+        load_peer(peer).train(samples, samples, budget, tmp_path, options)
+    assert not any(tmp_path.iterdir())  # nothing was built or written

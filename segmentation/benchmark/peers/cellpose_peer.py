@@ -25,6 +25,7 @@ Imported only by :func:`segmentation.benchmark.peers.load_peer`: importing it im
 from __future__ import annotations
 
 import copy
+import inspect
 import logging
 import math
 import tempfile
@@ -52,6 +53,8 @@ CHANNELS = [0, 0]
 #: The coordinate search of the thresholds (Cellpose's defaults 0.4 and 0.0 first).
 FLOW_THRESHOLDS = (0.4, 0.2, 0.3, 0.5, 0.6, 0.8)
 CELLPROB_THRESHOLDS = (0.0, -3.0, -2.0, -1.0, -0.5, 0.5, 1.0, 2.0)
+#: ``train_seg`` arguments the adapter sets itself (the budget and the run folder).
+_SET_BY_BENCHMARK = {"net", "train_data", "train_labels", "n_epochs", "save_path", "model_name"}
 #: Cellpose's defaults for the masks (``CellposeModel.eval`` at scale 1).
 NITER = 200
 MIN_SIZE = 15
@@ -198,14 +201,13 @@ def train(
     Returns:
         The trained model with its training facts.
     """
-    import inspect
-
     options = dict(options or {})
-    allowed = set(inspect.signature(cellpose_train.train_seg).parameters) - {"net"}
+    allowed = set(inspect.signature(cellpose_train.train_seg).parameters) - _SET_BY_BENCHMARK
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise ValueError(
-            f"cellpose: unknown train_seg option(s) {unknown}; valid: {sorted(allowed)}"
+            f"cellpose: train_seg option(s) {unknown} unknown or set by the benchmark; valid: "
+            f"{sorted(allowed)}"
         )
     logging.getLogger("cellpose").setLevel(logging.WARNING)
     torch.manual_seed(budget.seed)  # the network's initial weights; train_seg seeds its crops
@@ -248,8 +250,9 @@ def train(
         handle.remove()
     model.net.eval()
     facts = {
-        "source": f"trained by cellpose {version('cellpose')} (train_seg from scratch; "
-        f"epochs planned from a one-epoch probe: {epochs})",
+        "source": f"trained by cellpose {version('cellpose')} (train_seg from scratch, "
+        + (f"{epochs} epochs" if epoch_s is None else f"{epochs} epochs from a one-epoch probe")
+        + ")",
         "train_seconds": deadline.elapsed(),
         "train_crops": counter.crops,
         "train_epochs": round(

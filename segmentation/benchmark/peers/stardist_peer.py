@@ -156,6 +156,9 @@ def train(
     Returns:
         The trained model with its training facts.
     """
+    unknown = sorted(k for k in (options or {}) if not hasattr(Config2D(), k))
+    if unknown:
+        raise ValueError(f"stardist: unknown Config2D option(s) {unknown}; see Config2D's fields")
     check_crop_fits(train_samples + val_samples, budget.crop_size, "stardist")
     note = set_threads(budget.threads, budget.device)
     tf.random.set_seed(budget.seed)  # StarDist2D.train seeds NumPy's global generator
@@ -173,9 +176,6 @@ def train(
         **_QUIET,
         **(options or {}),
     }
-    unknown = sorted(k for k in (options or {}) if not hasattr(Config2D(), k))
-    if unknown:
-        raise ValueError(f"stardist: unknown Config2D option(s) {unknown}; see Config2D's fields")
     config = Config2D(**settings)
     output.mkdir(parents=True, exist_ok=True)
     model = StarDist2D(config, name="stardist", basedir=str(output))
