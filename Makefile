@@ -1,9 +1,14 @@
 # Two commands: `make demo` (the main job) and `make test`. Both create .venv on first use.
+# `make peers-test` runs the benchmark's peers (StarDist, Cellpose) in their own .venv-peers;
+# `make test` never installs them.
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint format demo clean device-kit
+PEERS_VENV := .venv-peers
+PEERS_STAMP := $(PEERS_VENV)/.installed
+
+.PHONY: install test lint format demo clean device-kit peers-test
 
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -29,5 +34,15 @@ demo: $(STAMP)
 device-kit: $(STAMP)
 	$(PY) scripts/device_kit.py
 
+# The optional peers in their own environment (Cellpose 3 needs numpy < 2.1), and their tests.
+$(PEERS_STAMP): pyproject.toml constraints-peers.txt
+	python3 -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/pip install -q --upgrade pip
+	$(PEERS_VENV)/bin/pip install -q -c constraints-peers.txt -e ".[peers,dev]"
+	touch $(PEERS_STAMP)
+
+peers-test: $(PEERS_STAMP)
+	OMP_NUM_THREADS=1 $(PEERS_VENV)/bin/pytest -q -m peers
+
 clean:
-	rm -rf $(VENV) demo_output .pytest_cache
+	rm -rf $(VENV) $(PEERS_VENV) demo_output .pytest_cache

@@ -28,10 +28,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     """Load the benchmark file and run it."""
+    import sys
+
     from segmentation.benchmark import load_benchmark_config, run_benchmark
+    from segmentation.benchmark.peers import PeerNotInstalledError
 
     overrides = list(args.overrides)
     if args.output is not None:
         overrides.append(f"output={args.output}")
-    run_benchmark(load_benchmark_config(args.config, overrides))
+    try:
+        run_benchmark(load_benchmark_config(args.config, overrides))
+    except PeerNotInstalledError as error:
+        print(f"segmentation benchmark: error: {error}", file=sys.stderr)
+        return 2
     return 0

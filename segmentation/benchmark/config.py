@@ -13,11 +13,16 @@ A benchmark file (YAML)::
       - {name: Otsu + watershed, baseline: otsu}
       - {name: U-Net, recipe: configs/unet_ensemble.yaml, overrides: ["model.members=[{encoder: resnet18}]"]}
       - {name: Mask R-CNN, checkpoint: runs/maskrcnn/model.pt, note: "trained elsewhere"}
+      - {name: StarDist, peer: stardist}    # a peer, trained by its own code (extras: peers)
+      - {name: Cellpose, peer: cellpose, overrides: ["learning_rate=0.01"]}
 
 ``data`` and ``train`` override every recipe's own sections, so each architecture sees the same
 split, crops, augmentation and budget. The budget is per architecture: an ensemble of ``k`` members
 gets ``epochs / k`` epochs and ``max_minutes / k`` minutes per member. ``overrides``
-(``section.key=value``) apply last, e.g. for a family's batch size.
+(``section.key=value``) apply last, e.g. for a family's batch size. A peer (StarDist, Cellpose:
+:mod:`segmentation.benchmark.peers`) takes the shared split, crops, batch size, crops per epoch,
+wall minutes and thread count; its ``overrides`` are ``key=value`` keywords of its own config
+(StarDist's ``Config2D``, Cellpose's ``train_seg``).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import Any
 
 import yaml
 
+from segmentation.benchmark.peers import PEERS
 from segmentation.training.config import (
     ConfigError,
     DataConfig,
@@ -50,6 +56,7 @@ class Architecture:
         overrides: ``section.key=value`` applied to the recipe after the shared sections.
         checkpoint: an already-trained model file used instead of training.
         baseline: a classical method instead of a network (``"otsu"``).
+        peer: another tool trained by its own code (``"stardist"``, ``"cellpose"``).
         note: free text shown in the table (e.g. how a checkpoint was trained).
     """
 
@@ -58,6 +65,7 @@ class Architecture:
     overrides: list[str] = field(default_factory=list)
     checkpoint: str | None = None
     baseline: str | None = None
+    peer: str | None = None
     note: str = ""
 
 
@@ -96,36 +104,48 @@ def _architecture(raw: Any, index: int) -> Architecture:
     where = f"architectures[{index}]"
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping with a name, got {raw!r}")
-    unknown = sorted(set(raw) - {"name", "recipe", "overrides", "checkpoint", "baseline", "note"})
+    keys = {"name", "recipe", "overrides", "checkpoint", "baseline", "peer", "note"}
+    unknown = sorted(set(raw) - keys)
     if unknown:
         raise ConfigError(
             f"unknown key {where}.{unknown[0]}; valid keys: name, recipe, overrides, checkpoint, "
-            "baseline, note"
+            "baseline, peer, note"
         )
     if not isinstance(raw.get("name"), str) or not raw["name"].strip():
         raise ConfigError(f"{where}: needs a 'name' (text shown in the tables)")
-    sources = [k for k in ("recipe", "checkpoint", "baseline") if raw.get(k) is not None]
-    if raw.get("baseline") is not None and len(sources) > 1:
-        raise ConfigError(f"{where} ({raw['name']}): a baseline takes no recipe or checkpoint")
+    sources = [k for k in ("recipe", "checkpoint", "baseline", "peer") if raw.get(k) is not None]
+    for alone in ("baseline", "peer"):
+        if raw.get(alone) is not None and len(sources) > 1:
+            others = ", ".join(k for k in sources if k != alone)
+            raise ConfigError(f"{where} ({raw['name']}): a {alone} takes no {others}")
     if not sources:
         raise ConfigError(
-            f"{where} ({raw['name']}): give a 'recipe' to train, a 'checkpoint' to evaluate, or "
-            f"a 'baseline' (one of: {', '.join(BASELINES)})"
+            f"{where} ({raw['name']}): give a 'recipe' to train, a 'checkpoint' to evaluate, "
+            f"a 'baseline' (one of: {', '.join(BASELINES)}) or a 'peer' (one of: "
+            f"{', '.join(PEERS)})"
         )
-    if raw.get("baseline") is not None and raw["baseline"] not in BASELINES:
-        raise ConfigError(
-            f"{where}.baseline: unknown baseline {raw['baseline']!r}; choose one of: "
-            f"{', '.join(BASELINES)}"
-        )
+    for key, valid in (("baseline", BASELINES), ("peer", PEERS)):
+        if raw.get(key) is not None and raw[key] not in valid:
+            raise ConfigError(
+                f"{where}.{key}: unknown {key} {raw[key]!r}; choose one of: {', '.join(valid)}"
+            )
     overrides = raw.get("overrides") or []
     if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
         raise ConfigError(f"{where}.overrides: expected a list of 'section.key=value' strings")
+    if raw.get("peer") is not None:
+        bad = [o for o in overrides if "=" not in o or not o.partition("=")[0].strip()]
+        if bad:
+            raise ConfigError(
+                f"{where}.overrides: {bad[0]!r} is not key=value; a peer's overrides are keywords "
+                "of its own config, e.g. grid=[2, 2] (StarDist) or learning_rate=0.01 (Cellpose)"
+            )
     return Architecture(
         name=raw["name"].strip(),
         recipe=raw.get("recipe"),
         overrides=list(overrides),
         checkpoint=raw.get("checkpoint"),
         baseline=raw.get("baseline"),
+        peer=raw.get("peer"),
         note=str(raw.get("note") or ""),
     )
 

@@ -76,6 +76,11 @@ def run_record(config: Any, device: torch.device) -> dict[str, Any]:
         device: where it runs.
     """
     status = _git("status", "--porcelain", "--untracked-files=no")
+    versions = library_versions()
+    if any(getattr(a, "peer", None) for a in config.architectures):
+        from segmentation.benchmark.peers import peer_versions
+
+        versions.update(peer_versions())
     return {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "git_commit": _git("rev-parse", "HEAD") or "unknown (not a git checkout)",
@@ -85,5 +90,5 @@ def run_record(config: Any, device: torch.device) -> dict[str, Any]:
         "seed": config.seed,
         "config_path": config.source,
         "config": dataclasses.asdict(config),
-        "versions": library_versions(),
+        "versions": versions,
     }

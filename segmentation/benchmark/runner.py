@@ -1,5 +1,7 @@
 """``run_benchmark``: train (or load) every architecture under one budget, tune each on the
-validation split, segment the test split, and measure accuracy, speed and memory."""
+validation split, segment the test split, and measure accuracy, speed and memory. Peers (StarDist,
+Cellpose) are trained and tuned by :mod:`segmentation.benchmark.peers`, then timed and scored here
+like every other row."""
 
 from __future__ import annotations
 
@@ -259,6 +261,11 @@ def run_architecture(
         predict = _baseline_predictor(arch.baseline)
         metrics.update(family=arch.baseline, source="classical", parameters=0, oracle=None)
         metrics["thresholds"] = {}
+    elif arch.peer is not None:
+        from segmentation.benchmark.peers.run import run_peer
+
+        predict, facts = run_peer(arch, config, split)
+        metrics.update(facts)
     else:
         model, facts = _obtain_model(arch, config, device)
         params = count_parameters(model.members, model.family.dense)
@@ -296,6 +303,11 @@ def run_benchmark(config: BenchmarkConfig) -> Path:
     from segmentation.inference import resolve_device
     from segmentation.training.fit import seed_everything
 
+    for arch in config.architectures:  # a missing peer fails now, not after hours of training
+        if arch.peer is not None:
+            from segmentation.benchmark.peers import require_peer
+
+            require_peer(arch.peer)
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)
     device = resolve_device(config.device)

@@ -63,6 +63,7 @@ def markdown_tables(rows: list[dict[str, Any]], record: dict[str, Any]) -> str:
         f"- machine: {record['machine']['summary']}; device: {record['device']}",
         f"- seed: {record['seed']}; split: {record.get('split', '')}",
         f"- budget (shared train section): {record['config'].get('train') or 'recipes own'}",
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in (record.get("versions") or {}).items()),
         "",
         "## Accuracy on the test split",
         "",
