@@ -191,7 +191,10 @@ def main(args: argparse.Namespace) -> None:
         began = time.perf_counter()
         make_image(args.source, args.size, args.format)
         print(f"wrote {args.source} in {time.perf_counter() - began:.0f} s", file=sys.stderr)
-    rows = [_child(args, "large", w) for w in args.workers] + [_child(args, "whole")]
+    rows = []  # the whole-image baseline first; each row printed as it is measured
+    for kind, workers in [("whole", None)] + [("large", w) for w in args.workers]:
+        rows.append(_child(args, kind) if workers is None else _child(args, kind, workers))
+        print(_row(rows[-1]), file=sys.stderr, flush=True)
     print(f"{platform.node()}: {os.cpu_count()} CPUs, {platform.python_version()}")
     print("| run | megapixels | wall (s) | MP/s | worker peak (GiB) | client peak (GiB) | nuclei |")
     print("|---|---|---|---|---|---|---|")
