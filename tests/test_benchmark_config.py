@@ -265,3 +265,31 @@ def test_parameter_count_leaves_out_encoder_stages_that_never_run():
     assert layer4 > 8_000_000  # stored although encoder_depth 4 never runs it
     assert count_parameters([cut]) == sum(p.numel() for p in cut.parameters()) - layer4
     assert count_parameters([full, full]) == 2 * n_full
+
+
+def test_only_keeps_the_named_architectures_in_file_order():
+    from segmentation.benchmark.config import select_architectures
+
+    config = benchmark_from_dict(
+        _raw(
+            architectures=[
+                {"name": "A", "baseline": "otsu"},
+                {"name": "B", "baseline": "otsu"},
+                {"name": "C", "baseline": "otsu"},
+            ]
+        )
+    )
+    kept = select_architectures(config, ["C", "A"])
+    assert [arch.name for arch in kept.architectures] == ["A", "C"]
+
+
+def test_only_with_an_unknown_name_lists_the_file_names(tmp_path, capsys):
+    from segmentation.cli import main
+
+    path = tmp_path / "b.yaml"
+    path.write_text(
+        "data: {root: sample, test_fraction: 0.3}\narchitectures: [{name: Otsu, baseline: otsu}]\n"
+    )
+    assert main(["benchmark", str(path), "--only", "Otsu2"]) == 2
+    err = capsys.readouterr().err
+    assert "'Otsu2' is not an architecture" in err and "'Otsu'" in err

@@ -22,6 +22,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="key=value overrides, e.g. train.epochs=3 output=runs/b data.root=cache/x.npz",
     )
     parser.add_argument("--output", default=None, help="output folder (default: the file's)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="run only this architecture (its name in the file; repeat for several): splits one "
+        "benchmark over processes or machines with the same split and budget",
+    )
     parser.set_defaults(func=run)
     return parser
 
@@ -31,13 +39,17 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from segmentation.benchmark import load_benchmark_config, run_benchmark
+    from segmentation.benchmark.config import select_architectures
     from segmentation.benchmark.peers import PeerNotInstalledError
 
     overrides = list(args.overrides)
     if args.output is not None:
         overrides.append(f"output={args.output}")
     try:
-        run_benchmark(load_benchmark_config(args.config, overrides))
+        config = load_benchmark_config(args.config, overrides)
+        if args.only:
+            config = select_architectures(config, args.only)
+        run_benchmark(config)
     except PeerNotInstalledError as error:
         print(f"segmentation benchmark: error: {error}", file=sys.stderr)
         return 2

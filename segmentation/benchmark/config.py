@@ -229,3 +229,23 @@ def load_benchmark_config(path: str | Path, overrides: list[str] | None = None) 
                 )
             setattr(arch, key, str(found))
     return config
+
+
+def select_architectures(config: BenchmarkConfig, names: list[str]) -> BenchmarkConfig:
+    """Keep only the architectures named in ``names`` (exact names, in the file's order).
+
+    Used to split one benchmark over several processes or machines: the split, budget and
+    every shared setting stay those of the file, so the rows of the parts are comparable.
+
+    Raises:
+        ConfigError: a name is not in the file (the message lists the file's names).
+    """
+    known = [arch.name for arch in config.architectures]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ConfigError(
+            f"--only {unknown[0]!r} is not an architecture of this benchmark file; its names: "
+            + ", ".join(repr(name) for name in known)
+        )
+    config.architectures = [arch for arch in config.architectures if arch.name in names]
+    return config
