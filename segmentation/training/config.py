@@ -109,6 +109,9 @@ class TrainConfig:
         output: run folder (checkpoints, logs).
         member: train only this ensemble member (index), or None for all.
         progress: show progress bars.
+        init: start from the weights of a model file (fine-tuning): its path, or ``default``
+            for the shipped default model; None trains from scratch (or from the encoder's
+            published weights). See :mod:`segmentation.training.init_weights`.
     """
 
     epochs: int = 50
@@ -132,6 +135,7 @@ class TrainConfig:
     output: str = "runs/model"
     member: int | None = None
     progress: bool = True
+    init: str | None = None
 
 
 @dataclass

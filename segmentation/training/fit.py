@@ -32,6 +32,7 @@ from segmentation.training.checkpoint import atomic_save, make_checkpoint, read_
 from segmentation.training.config import Config
 from segmentation.training.data import make_loader, prepared_images, training_split
 from segmentation.training.engine import predict_validation, score_raw, train_one_epoch
+from segmentation.training.init_weights import initial_state, load_initial_weights
 from segmentation.training.run_folder import check_run_folder, clean_run_folder, write_metrics
 from segmentation.training.tensor_crops import TensorCrops, crops_from_recipe
 from segmentation.training.tuning import tune_thresholds
@@ -196,6 +197,11 @@ def fit_member(
             print(f"member {index}: resuming {last_path} after epoch {start_epoch}", flush=True)
     elif resume and info.is_main:
         print(f"member {index}: no {last_path} yet, training it from epoch 1", flush=True)
+    if t.init and not (resume and last_path.exists()):
+        members = len(config.members())
+        source = load_initial_weights(model, t.init, config.family, member_config, index, members)
+        if info.is_main:
+            print(f"member {index}: starting from the weights of {source}", flush=True)
     train_model = model
     if info.enabled:
         ids = [device.index] if device.type == "cuda" else None
@@ -389,7 +395,9 @@ def fit(
         ValueError: the run folder does not allow this start (see
             :func:`segmentation.training.run_folder.check_run_folder`): it holds a run and
             neither flag is given, ``resume`` finds no ``last.pt``, a damaged one, or one
-            trained with another network config (the changed keys are named).
+            trained with another network config (the changed keys are named);
+            ``train.init`` names a file that is missing, of another family, member count or
+            network (:mod:`segmentation.training.init_weights`).
     """
     family = get_family(config.family)
     device = resolve_device(config.train.device)
@@ -406,6 +414,9 @@ def fit(
             if not 0 <= i < n:
                 raise ValueError(f"train.member={i} but the recipe has {n} member(s)")
         check_run_folder(config, indices, resume=resume, overwrite=overwrite)
+        if config.train.init:  # a file that does not fit fails now, not after a member's training
+            for i in indices:
+                initial_state(config.train.init, config.family, config.members()[i], i, n)
         distributed.barrier(info)  # every rank has looked before the main one removes anything
         if info.is_main:
             only = indices if config.train.member is not None else None
