@@ -81,7 +81,6 @@ def test_ranks_take_every_other_file(model_file, images, tmp_path, monkeypatch):
     assert [p.name for p in out.glob("*_labels.tif")] == ["img1_labels.tif"]
 
 
-@pytest.mark.slow
 def test_torchrun_shards_files_and_gathers_the_submission(model_file, images, tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}

@@ -68,6 +68,7 @@ def test_bundled_sample_names_match_their_type():
     not DSB_ROOT.is_dir(),
     reason=f"DSB2018 stage1_train not found at {DSB_ROOT} (set $SEGMENTATION_DSB_ROOT)",
 )
+@pytest.mark.slow
 def test_counts_on_dsb_stage1_train():
     counts = collections.Counter(
         image_type(read_image(path)) for path in sorted(DSB_ROOT.glob("*/images/*.png"))

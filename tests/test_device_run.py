@@ -15,6 +15,7 @@ from segmentation.training.config import ConfigError, config_from_dict
 from tests.paths import REPO
 
 
+@pytest.mark.slow
 def test_run_script_trains_scores_and_writes_its_outputs(tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "OUT": str(out), "PYTHON": sys.executable}

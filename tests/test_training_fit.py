@@ -20,7 +20,15 @@ from tests.paths import RECIPES as CONFIGS
 from tests.tiny_recipes import TINY, tiny_config
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+# the full-size Mask R-CNN and ensemble recipes take 8-19 s; their tiny recipes run by default
+SLOW_RECIPES = ("mask_rcnn", "unet_ensemble")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [pytest.param(p, marks=pytest.mark.slow) if p.stem in SLOW_RECIPES else p for p in CONFIGS],
+    ids=[p.stem for p in CONFIGS],
+)
 def test_two_step_smoke_run_per_recipe(path, tmp_path):
     rows = []
     config = tiny_config(path, tmp_path)
