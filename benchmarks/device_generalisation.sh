@@ -12,6 +12,9 @@
 #   colour  + random grayscale and per-channel stain jitter of colour images
 #   invert  + inversion of colour (stained tissue) images
 #   hematoxylin  invert, with stained tissue seen as its haematoxylin density (data.stained_view)
+#   ft_rgb, ft_hematoxylin  invert / hematoxylin fine-tuned from the shipped default model
+#           (train.init=default, learning rate FT_LR, default 5e-4): a short budget's test of the
+#           views, where training from scratch needs a GPU's minutes
 #   <variant>_s<N>  the variant with train.seed N (a second seed tells noise from a real gain)
 # $OUT receives: <variant>.pt (float16 models), results.json (throughput, every variant's scores,
 # GPU segment() speed), logs.txt. DEVICE, DATA, EXTRA, MEASURE and VARIANTS override the defaults
@@ -48,6 +51,8 @@ declare -A extra=(
   [invert]="data.extra_train=[$EXTRA] data.type_balance=0.5 data.aug_grayscale=0.25 data.aug_stain=0.15 data.aug_invert_colour=0.5 data.stained_view=rgb"
   [hematoxylin]="data.extra_train=[$EXTRA] data.type_balance=0.5 data.aug_grayscale=0.25 data.aug_stain=0.15 data.aug_invert_colour=0.5 data.stained_view=hematoxylin"
 )
+extra[ft_rgb]="${extra[invert]} train.init=default train.lr=${FT_LR:-0.0005}"
+extra[ft_hematoxylin]="${extra[hematoxylin]} train.init=default train.lr=${FT_LR:-0.0005}"
 for v in $VARIANTS; do # <variant>_s<N>: the same knobs, another seed
   if [[ $v =~ ^(.+)_s([0-9]+)$ && -n ${extra[${BASH_REMATCH[1]}]:-} ]]; then
     extra[$v]="${extra[${BASH_REMATCH[1]}]} train.seed=${BASH_REMATCH[2]}"

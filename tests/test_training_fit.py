@@ -19,7 +19,6 @@ from tests.paths import CONFIG_DIR, REPO
 from tests.paths import RECIPES as CONFIGS
 from tests.tiny_recipes import TINY, tiny_config
 
-
 # the full-size Mask R-CNN and ensemble recipes take 8-19 s; their tiny recipes run by default
 SLOW_RECIPES = ("mask_rcnn", "unet_ensemble")
 

@@ -160,8 +160,33 @@ def write_tables(results: list[Any], record: dict[str, Any], out: Path) -> list[
         record: the run record.
         out: output folder (created).
     """
-    out.mkdir(parents=True, exist_ok=True)
     rows = [r.metrics for r in results]
+    curves = {
+        r.name: {
+            "iou_thresholds": [float(t) for t in r.result.thresholds],
+            "f1": [float(v) for v in r.result.f1],
+            "score": [float(v) for v in r.result.image_score],
+        }
+        for r in results
+    }
+    return write_rows(rows, curves, record, out)
+
+
+def write_rows(
+    rows: list[dict[str, Any]],
+    curves: dict[str, dict[str, list[float]]],
+    record: dict[str, Any],
+    out: Path,
+) -> list[Path]:
+    """:func:`write_tables` from the rows and curves themselves (as ``results.json`` holds them).
+
+    Args:
+        rows: each architecture's metrics.
+        curves: ``{name: {"iou_thresholds", "f1", "score"}}``, lists of 10 floats.
+        record: the run record.
+        out: output folder (created).
+    """
+    out.mkdir(parents=True, exist_ok=True)
     md = out / "results.md"
     md.write_text(markdown_tables(rows, record))
     columns = list(CSV_COLUMNS)
@@ -171,14 +196,6 @@ def write_tables(results: list[Any], record: dict[str, Any], out: Path) -> list[
         writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    curves = {
-        r.name: {
-            "iou_thresholds": [float(t) for t in r.result.thresholds],
-            "f1": [float(v) for v in r.result.f1],
-            "score": [float(v) for v in r.result.image_score],
-        }
-        for r in results
-    }
     path_json = out / "results.json"
     payload = {"record": record, "rows": rows, "curves": curves}
     path_json.write_text(json.dumps(payload, indent=2, default=str) + "\n")

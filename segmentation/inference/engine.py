@@ -72,16 +72,27 @@ class Job:
     network_seconds: float = 0.0
 
 
-def make_job(model: SegmentationModel, image: np.ndarray, settings: Settings) -> Job:
+def make_job(
+    model: SegmentationModel,
+    image: np.ndarray,
+    settings: Settings,
+    intensity: tuple[float, float] | None = None,
+) -> Job:
     """Prepare one ``(H, W, C)`` image (``C`` in {1, 3}, validated): its nuclear view (unless a
-    channel was picked), resize, range, tiles."""
+    channel was picked), resize, range, tiles.
+
+    ``intensity``: the ``(lo, hi)`` normalisation range to use instead of this image's own
+    percentiles (a window of a larger image uses the whole image's, ``segment_large``)."""
     options = settings.options
     seen = image
     if options.channel is None and settings.nuclear_view:
         seen = nuclear_view(image, options.stained_view or recipe_stained_view(model.recipe))
     factor = options.resize_factor
     scaled = resize_image(seen, scaled_shape(seen.shape[:2], factor)) if factor != 1 else seen
-    lo, hi = intensity_range(scaled, model.normalization["low"], model.normalization["high"])
+    if intensity is None:
+        lo, hi = intensity_range(scaled, model.normalization["low"], model.normalization["high"])
+    else:
+        lo, hi = intensity
     dense = model.family.dense  # dense networks need padded inputs, Mask R-CNN pads itself
     tiles = tile_grid(scaled.shape[:2], settings.tile_size, settings.overlap, INPUT_MULTIPLE, dense)
     job = Job(image, scaled, lo, hi, tiles)

@@ -139,8 +139,7 @@ def segment_window(
     """
     from segmentation.inference.engine import finish, make_job, run_network
 
-    job = make_job(model, image, settings)
-    job.lo, job.hi = lo, hi  # the whole image's range, not this window's
+    job = make_job(model, image, settings, intensity=(lo, hi))  # the whole image's range
     run_network(model, [job], settings)
     return finish(model, job, settings, details)
 
