@@ -20,9 +20,7 @@ from segmentation.inference import (
 from segmentation.inference.options import pick_tile_size
 from segmentation.inference.reference_nets import ReferenceUnet
 from segmentation.models.registry import get_family
-from segmentation.training.checkpoint import atomic_save, make_checkpoint
-
-SMALL_UNET = {"encoder": "resnet18", "encoder_depth": 3, "decoder_channels": [16, 8, 8]}
+from tests.conftest import SMALL_UNET  # model_file: the conftest fixture
 
 
 @pytest.fixture(scope="module")
@@ -33,20 +31,6 @@ def model():
 @pytest.fixture(scope="module")
 def sample():
     return synthetic_nuclei((100, 130), 30, seed=9, radius_range=(5, 10))
-
-
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory):
-    torch.manual_seed(0)
-    net = get_family("unet").build(SMALL_UNET)
-    ckpt = make_checkpoint(
-        family="unet",
-        members=[{"config": SMALL_UNET, "state_dict": net.state_dict()}],
-        thresholds={},
-        metrics={},
-        recipe={},
-    )
-    return atomic_save(ckpt, tmp_path_factory.mktemp("model") / "model.pt")
 
 
 @pytest.fixture
