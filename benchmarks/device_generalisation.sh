@@ -15,6 +15,8 @@
 #   ft_rgb, ft_hematoxylin  invert / hematoxylin fine-tuned from the shipped default model
 #           (train.init=default, learning rate FT_LR, default 5e-4): a short budget's test of the
 #           views, where training from scratch needs a GPU's minutes
+#   ft_stained  ft_hematoxylin with image types drawn equally often (type_balance 1): the stained-
+#           tissue network of a default model that routes stained tissue to its own network
 #   <variant>_s<N>  the variant with train.seed N (a second seed tells noise from a real gain)
 # $OUT receives: <variant>.pt (float16 models), results.json (throughput, every variant's scores,
 # GPU segment() speed), logs.txt. DEVICE, DATA, EXTRA, MEASURE and VARIANTS override the defaults
@@ -53,6 +55,7 @@ declare -A extra=(
 )
 extra[ft_rgb]="${extra[invert]} train.init=default train.lr=${FT_LR:-0.0005}"
 extra[ft_hematoxylin]="${extra[hematoxylin]} train.init=default train.lr=${FT_LR:-0.0005}"
+extra[ft_stained]="${extra[ft_hematoxylin]} data.type_balance=1"
 for v in $VARIANTS; do # <variant>_s<N>: the same knobs, another seed
   if [[ $v =~ ^(.+)_s([0-9]+)$ && -n ${extra[${BASH_REMATCH[1]}]:-} ]]; then
     extra[$v]="${extra[${BASH_REMATCH[1]}]} train.seed=${BASH_REMATCH[2]}"

@@ -117,19 +117,39 @@ def _name(item: Any, index: int) -> str:
     return str(item) if isinstance(item, str | os.PathLike) else f"image {index}"
 
 
+def _routed(settings: Settings, model: SegmentationModel) -> Settings:
+    """``settings`` with ``model``'s thresholds (a route's own, unless the caller set them)."""
+    if settings.options.thresholds is not None:
+        thresholds = thresholds_from_dict(model.family.Thresholds, settings.options.thresholds)
+    else:
+        thresholds = model.thresholds
+    return replace(settings, thresholds=thresholds)
+
+
+@dataclass
+class _Pending:
+    """An input in flight: its result, its job (``None`` when it failed), its network."""
+
+    result: SegmentResult
+    job: Job | None = None
+    model: SegmentationModel | None = None
+    settings: Settings | None = None
+
+
 def _iterate(
     items: Sequence[Any], model: SegmentationModel, settings: Settings, details: bool
 ) -> Iterator[SegmentResult]:
     """Yield one result per item, in order; inputs are read and predicted in groups.
 
-    With ``options.progress``, a bar counts the images of a list, or the tiles (x TTA views) of
-    a single image.
+    Each image goes to the network ``model.for_image`` picks (a route for its kind of image, or
+    the model's own). With ``options.progress``, a bar counts the images of a list, or the tiles
+    (x TTA views) of a single image.
     """
     from tqdm.auto import tqdm
 
     group_images = 4 * settings.batch_size
     options = settings.options
-    pending: list[tuple[SegmentResult, Job | None]] = []
+    pending: list[_Pending] = []
     pixels = 0
     by_tile = len(items) == 1  # one image: its tiles are the work to count
     views = len(settings.views)
@@ -140,50 +160,67 @@ def _iterate(
         disable=not options.progress,
     )
     per_image = 0 if by_tile else 1
+    routed = {id(model): settings}
 
-    def network(jobs: list[Job]) -> None:
+    def settings_of(net: SegmentationModel) -> Settings:
+        if id(net) not in routed:
+            routed[id(net)] = _routed(settings, net)
+        return routed[id(net)]
+
+    def network(work: list[_Pending]) -> None:
+        """One network run per model over the jobs of ``work``."""
         if by_tile:  # a second pass at the estimated diameter adds its tiles
-            bar.total += sum(len(job.tiles) for job in jobs) * views
+            bar.total += sum(len(p.job.tiles) for p in work) * views
             bar.refresh()
-        run_network(model, jobs, settings, bar.update if by_tile else None)
+        nets: dict[int, list[_Pending]] = {}
+        for item in work:
+            nets.setdefault(id(item.model), []).append(item)
+        for group in nets.values():
+            net, jobs = group[0].model, [p.job for p in group]
+            run_network(net, jobs, group[0].settings, bar.update if by_tile else None)
+
+    def finished(item: _Pending) -> None:
+        out = finish(item.model, item.job, item.settings, details)
+        item.result.labels, item.result.details = out if details else (out, None)
 
     def flush() -> Iterator[SegmentResult]:
-        jobs = [job for _, job in pending if job is not None]
-        if jobs:
-            network(jobs)
-        redo = []  # (result, its settings at the estimated diameter, job)
-        for result, job in pending:
-            if job is not None:
-                out = finish(model, job, settings, details)
-                result.labels, result.details = out if details else (out, None)
-                if settings.options.estimates_diameter:
-                    reference = settings.options.reference_diameter
-                    diameter = rescale_diameter(result.labels, reference)
-                    if diameter is not None:
-                        again = replace(
-                            settings, options=replace(settings.options, diameter=diameter)
-                        )
-                        redo.append((result, again, make_job(model, result.image, again)))
-        if redo:  # the views and batch size are the same: one network run for all
-            network([job for _, _, job in redo])
-            for result, again, job in redo:
-                out = finish(model, job, again, details)
-                result.labels, result.details = out if details else (out, None)
-        yield from (result for result, _ in pending)
+        work = [p for p in pending if p.job is not None]
+        if work:
+            network(work)
+        redo = []  # the same inputs, at the estimated diameter
+        for item in work:
+            finished(item)
+            if item.settings.options.estimates_diameter:
+                reference = item.settings.options.reference_diameter
+                diameter = rescale_diameter(item.result.labels, reference)
+                if diameter is not None:
+                    again = replace(
+                        item.settings, options=replace(item.settings.options, diameter=diameter)
+                    )
+                    job = make_job(item.model, item.result.image, again)
+                    redo.append(_Pending(item.result, job, item.model, again))
+        if redo:  # the views and batch size are the same: one network run per model
+            network(redo)
+            for item in redo:
+                finished(item)
+        yield from (p.result for p in pending)
         pending.clear()
 
     try:
         for index, item in enumerate(items):
-            result = SegmentResult(index, _name(item, index))
+            entry = _Pending(SegmentResult(index, _name(item, index)))
             try:
-                result.image = as_image_array(item, options.channel, options.channel_axis)
+                entry.result.image = as_image_array(item, options.channel, options.channel_axis)
             except _INPUT_ERRORS as err:
-                result.error, result._exception = str(err), err
-                job = None
+                entry.result.error, entry.result._exception = str(err), err
             else:
-                job = make_job(model, result.image, settings)
-            pending.append((result, job))
-            pixels += 0 if job is None else job.image.shape[0] * job.image.shape[1]
+                entry.model = model.for_image(entry.result.image, options.stained_view)
+                entry.settings = settings_of(entry.model)
+                entry.job = make_job(entry.model, entry.result.image, entry.settings)
+            pending.append(entry)
+            pixels += (
+                0 if entry.job is None else entry.job.image.shape[0] * entry.job.image.shape[1]
+            )
             if len(pending) >= group_images or pixels >= _GROUP_PIXELS:
                 for done in flush():
                     bar.update(per_image)

@@ -103,6 +103,8 @@ class SegmentationModel:
             short summary; the image name lists are ``card["split"]["validation_ids"]`` and
             ``card["held_out_groups"]["test_ids"]``.
         device: where the networks run.
+        routes: kinds of image that have a network of their own (``{"stained": model}`` sends
+            stained tissue to ``model``; see :meth:`for_image`), empty for most models.
     """
 
     def __init__(
@@ -115,6 +117,7 @@ class SegmentationModel:
         recipe: dict[str, Any] | None = None,
         device: str | torch.device = "auto",
         model_card: dict[str, Any] | None = None,
+        routes: dict[str, SegmentationModel] | None = None,
     ):
         if not members:
             raise ValueError("a model needs at least one network")
@@ -126,6 +129,7 @@ class SegmentationModel:
         self.metrics = dict(metrics or {})
         self.recipe = recipe or {}
         self.model_card = ModelCard(model_card or {})
+        self.routes = {kind: route.to(self.device) for kind, route in (routes or {}).items()}
 
     @classmethod
     def from_checkpoint(cls, ckpt: dict[str, Any], device: str | torch.device = "auto"):
@@ -143,6 +147,7 @@ class SegmentationModel:
                     f", unexpected {sorted(unexpected)}; the model file is damaged"
                 )
             members.append(net)
+        routes = {k: cls.from_checkpoint(r, device) for k, r in (ckpt.get("routes") or {}).items()}
         return cls(
             ckpt["family"],
             members,
@@ -152,6 +157,7 @@ class SegmentationModel:
             ckpt.get("recipe"),
             device,
             ckpt.get("model_card"),
+            routes,
         )
 
     @property
@@ -163,7 +169,33 @@ class SegmentationModel:
         """Move the networks to ``device`` (in place); returns the model."""
         self.device = resolve_device(device)
         self.members = [m.to(self.device) for m in self.members]
+        for route in self.routes.values():
+            route.to(self.device)
         return self
+
+    def for_image(self, image: np.ndarray, stained_view: str | None = None) -> SegmentationModel:
+        """The model whose network segments ``image``: its route, or this model.
+
+        Args:
+            image: ``(H, W, C)`` array after the channel choice (``C`` in ``{1, 3}``).
+            stained_view: the view of stained tissue the caller asked for
+                (``SegmentOptions.stained_view``); ``None`` takes the route's own. A route
+                trained on another view is passed over for this model's network.
+
+        Returns:
+            ``self.routes[view_kind(image)]`` when there is one (and it was trained on
+            ``stained_view``), else ``self``.
+        """
+        from segmentation.datasets.nuclear_view import recipe_stained_view, view_kind
+
+        if not self.routes:
+            return self
+        route = self.routes.get(view_kind(image))
+        if route is None:
+            return self
+        if stained_view is not None and stained_view != recipe_stained_view(route.recipe):
+            return self
+        return route
 
     def thresholds_dict(self) -> dict[str, Any]:
         """The thresholds as a plain dict."""
@@ -171,7 +203,8 @@ class SegmentationModel:
 
     def prepare(self, image: np.ndarray | str | os.PathLike) -> np.ndarray:
         """Image (array or path) -> normalised ``(3, H, W)`` float32 network input, stained
-        tissue seen as the model was trained (:mod:`segmentation.datasets.nuclear_view`)."""
+        tissue seen as the model was trained (:mod:`segmentation.datasets.nuclear_view`); for
+        this model's own network (a route prepares with ``model.for_image(image).prepare``)."""
         from segmentation.datasets.nuclear_view import nuclear_view, recipe_stained_view
 
         array = nuclear_view(as_image_array(image), recipe_stained_view(self.recipe))

@@ -16,6 +16,15 @@ A model file is a ``torch.save`` dict of plain Python values and tensors (loadab
     model_card: {...}                            # optional: a shipped model's description
     weights_sha256: "64 hex digits"              # added by atomic_save (see checksum.py)
     training_state_sha256: "64 hex digits"       # added by atomic_save when training_state is set
+    routes: {"stained": checkpoint dict}         # optional: a network of its own for a kind of image
+
+The optional ``routes`` (format_version stays 1) give one kind of image a network of its own, as
+StarDist ships one model for fluorescence and one for H&E: ``segment()`` sends each image whose
+:func:`~segmentation.datasets.nuclear_view.view_kind` is a key of ``routes`` (``"gray"``,
+``"stained"`` or ``"composite"``) to that network, every other image to the file's own
+``members``. A route is a whole checkpoint dict (family, members, thresholds, normalization,
+recipe, metrics, its own ``weights_sha256``) without a training state, a model card or routes of
+its own (:func:`add_route`). Toolkits older than routes load such a file and ignore them.
 
 A member's optional ``unused_keys`` lists weights left out of its ``state_dict`` because the
 network never runs them (e.g. the encoder stages past ``encoder_depth`` that smp keeps); loading
@@ -92,6 +101,9 @@ MODEL_CARD_KEYS = (
 
 _PLAIN = (str, int, float, bool, type(None))
 
+#: Kinds of image a checkpoint may route to a network of its own (``view_kind``'s values).
+ROUTE_KINDS = ("gray", "stained", "composite")
+
 
 def atomic_save(obj: Any, path: str | Path) -> Path:
     """``torch.save`` ``obj`` to ``path`` through a temporary file and an atomic rename.
@@ -102,7 +114,7 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
     """
     path = Path(path)
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
-        obj = {**obj, **checksum.checksums(obj)}
+        obj = _with_checksums(obj)  # its routes' too
         if isinstance(obj.get("model_card"), dict):  # e.g. a ModelCard: loadable as plain data
             obj["model_card"] = check_model_card(obj["model_card"])
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -121,6 +133,15 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def _with_checksums(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """``ckpt`` with fresh checksums (a stale one of a dropped training state removed)."""
+    out = {k: v for k, v in ckpt.items() if k != checksum.STATE_KEY}
+    out.update(checksum.checksums(ckpt))
+    if out.get("routes"):
+        out["routes"] = {k: _with_checksums(r) for k, r in out["routes"].items()}
+    return out
 
 
 def orphaned_temporary_files(folder: str | Path, names: tuple[str, ...]) -> list[Path]:
@@ -230,6 +251,8 @@ def half_precision(ckpt: dict[str, Any]) -> dict[str, Any]:
     The input dict is not modified.
     """
     out = {key: value for key, value in ckpt.items() if key != "members"}
+    if ckpt.get("routes"):
+        out["routes"] = {kind: half_precision(route) for kind, route in ckpt["routes"].items()}
     out["members"] = [
         {
             **member,
@@ -287,6 +310,48 @@ def _load(path: Path) -> Any:
         raise _not_a_model_file(path, kind) from None
 
 
+def _check_weights(path: Path, ckpt: dict[str, Any], where: str) -> None:
+    """Members with weights and configs, and matching checksums (``where``: which network)."""
+    members = ckpt.get("members")
+    if (
+        not isinstance(members, list)
+        or not members
+        or not all(
+            isinstance(m, dict) and isinstance(m.get("state_dict"), dict) and "config" in m
+            for m in members
+        )
+    ):
+        raise _corrupt(path, f"the members{where} lack their weights or config")
+    if checksum.mismatched(ckpt):
+        raise _corrupt(path, f"checksum mismatch{where}")
+
+
+def add_route(ckpt: dict[str, Any], kind: str, route: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``ckpt`` that sends images of ``kind`` to the network of ``route``.
+
+    Args:
+        ckpt: the model's checkpoint dict (its own members serve every other image).
+        kind: a :func:`~segmentation.datasets.nuclear_view.view_kind`: ``"gray"``,
+            ``"stained"`` (colour on a bright background) or ``"composite"``.
+        route: a checkpoint dict of any family (e.g. a trained ``model.pt``, read); its training
+            state, model card, routes and checksums are left out (checksums are written anew).
+
+    Returns:
+        The new dict (inputs not modified); a route already there for ``kind`` is replaced.
+
+    Raises:
+        ValueError: an unknown ``kind``, or ``route`` is not a checkpoint dict.
+    """
+    if kind not in ROUTE_KINDS:
+        raise ValueError(f"kind must be one of {ROUTE_KINDS}, got {kind!r}")
+    if not isinstance(route, dict) or route.get("format") != FORMAT:
+        raise ValueError("route must be a checkpoint dict (read_checkpoint of a model file)")
+    dropped = ("training_state", "model_card", "routes", checksum.WEIGHTS_KEY, checksum.STATE_KEY)
+    clean = {key: value for key, value in route.items() if key not in dropped}
+    clean["training_state"] = None
+    return {**ckpt, "routes": {**(ckpt.get("routes") or {}), kind: clean}}
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load and check a model file; errors name the file, what is wrong and what to do.
 
@@ -318,18 +383,19 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             f"{str(path)!r} has format version {ckpt['format_version']}, newer than this toolkit "
             f"reads ({FORMAT_VERSION}); upgrade the segmentation package"
         )
-    members = ckpt.get("members")
-    if (
-        not isinstance(members, list)
-        or not members
-        or not all(
-            isinstance(m, dict) and isinstance(m.get("state_dict"), dict) and "config" in m
-            for m in members
-        )
-    ):
-        raise _corrupt(path, "its members lack their weights or config")
-    if checksum.mismatched(ckpt):
-        raise _corrupt(path, "checksum mismatch")
+    _check_weights(path, ckpt, "")
+    routes = ckpt.get("routes") or {}
+    if not isinstance(routes, dict):
+        raise _corrupt(path, f"its routes are a {type(routes).__name__}, not a dict")
+    for kind, route in routes.items():
+        if kind not in ROUTE_KINDS:
+            raise ValueError(
+                f"{str(path)!r} routes images of kind {kind!r}, not one of {ROUTE_KINDS}: the file "
+                "comes from a newer toolkit; upgrade the segmentation package"
+            )
+        if not isinstance(route, dict) or route.get("routes"):
+            raise _corrupt(path, f"its {kind} route is not a checkpoint without routes")
+        _check_weights(path, route, f" of its {kind} route")
     if not checksum.has_checksum(ckpt) and str(path.resolve()) not in _WARNED_NO_CHECKSUM:
         _WARNED_NO_CHECKSUM.add(str(path.resolve()))
         warnings.warn(
@@ -366,6 +432,8 @@ def drop_unused_weights(ckpt: dict[str, Any], size: int = 64) -> dict[str, Any]:
 
     family = get_family(ckpt["family"])
     out = {key: value for key, value in ckpt.items() if key != "members"}
+    if ckpt.get("routes"):
+        out["routes"] = {k: drop_unused_weights(r, size) for k, r in ckpt["routes"].items()}
     out["members"] = [dict(member) for member in ckpt["members"]]
     if not family.dense:
         return out
