@@ -13,12 +13,21 @@ records the three. Refuses to ship (exit 2) when float16 loses more than ``--max
 of competition score, when the file would exceed ``--max-mb`` (25 MB), when the shipped model it
 replaces scored higher on the same validation split, or on the held-out groups (overall or in any
 image type), or when it is more than ``--max-slowdown`` (1.5) times slower per megapixel on the CPU
-(``--force`` overrides the comparisons with the shipped model).
+(``--force`` overrides the comparisons with the shipped model). Where the recipe has held-out
+groups, they decide, and the validation split (where thresholds and checkpoints were chosen) is
+only reported; without them the validation split decides.
+
+``--stained ROUTE.pt`` ships a second network for stained tissue (colour images on a bright
+background: H&E, IHC): ``segment()`` sends those images to it and every other image to the main
+network (checkpoint ``routes``, see :mod:`segmentation.training.checkpoint`). It must come from
+the same split as the main network (else its held-out scores would be flattered); every score
+above is then the routed model's, and the card describes the route (``card["routes"]``).
 
 Usage (one thread: scoring 99 validation images takes a few minutes):
   OMP_NUM_THREADS=1 python scripts/ship_default_model.py runs/default_unet/model.pt \\
       [--data cache/stage1_train.npz] [--output segmentation/weights/default_unet.pt] \\
-      [--recipe configs/default_unet.yaml] [--machine "2-core CPU, one thread"]
+      [--recipe configs/default_unet.yaml] [--machine "2-core CPU, one thread"] \\
+      [--stained runs/ft_stained/model.pt --stained-machine "2-core CPU, one thread"]
 """
 
 from __future__ import annotations
@@ -38,7 +47,9 @@ import yaml
 
 from segmentation.benchmark.measure import training_cost
 from segmentation.inference import SegmentationModel, model_card_summary
+from segmentation.models.registry import get_family
 from segmentation.training.checkpoint import (
+    add_route,
     atomic_save,
     check_model_card,
     drop_unused_weights,
@@ -78,6 +89,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-mb", type=float, default=25.0, help="file size limit (MB)")
     parser.add_argument("--max-slowdown", type=float, default=1.5, help="CPU time ratio limit")
     parser.add_argument("--force", action="store_true", help="replace a better shipped model")
+    parser.add_argument(
+        "--stained", default=None, help="model file of a network of its own for stained tissue"
+    )
+    parser.add_argument("--stained-machine", default=None, help="its training machine")
+    parser.add_argument(
+        "--stained-retrain", action="append", default=[], help="a command that retrains it"
+    )
     return parser.parse_args(argv)
 
 
@@ -136,6 +154,58 @@ def validation_split(recipe: dict[str, Any], data_root: str) -> tuple[list, list
     samples = load_samples(data)
     train, val, test = split_three(samples, data, extra=[])
     return samples, train, val, test
+
+
+#: The ``data`` keys that decide which images are validation and held-out test images.
+SPLIT_KEYS = ("split", "val_fraction", "test_fraction", "split_seed", "groups")
+
+
+def stained_route(full: dict[str, Any], path: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """``full`` with the model file ``path`` as its network for stained tissue, and that network's
+    card entry as ``full["_route_card"]``. ShipError when it was trained on another split."""
+    route = read_checkpoint(path)
+    if route.get("routes"):
+        raise ShipError(f"--stained {path} has routes of its own; give a single network")
+    ours = (full.get("recipe") or {}).get("data", {})
+    theirs = (route.get("recipe") or {}).get("data", {})
+
+    def split(data: dict[str, Any]) -> dict[str, Any]:
+        keys = {k: data.get(k) for k in SPLIT_KEYS}
+        keys["groups"] = Path(keys["groups"]).name if keys["groups"] else None
+        return keys
+
+    if split(ours) != split(theirs):
+        differ = [k for k in SPLIT_KEYS if split(ours)[k] != split(theirs)[k]]
+        raise ShipError(
+            f"--stained {path} was trained on another split (data.{differ} differ): it may have "
+            "seen the held-out images; retrain it on the main network's split"
+        )
+    view = theirs.get("stained_view", "rgb")
+    pruned = drop_unused_weights(route)
+    training = {**training_budget(path.parent), "machine": args.stained_machine or args.machine}
+    if route.get("metrics"):
+        training["metrics"] = {k: v for k, v in route["metrics"].items() if v is not None}
+    init = ((route.get("recipe") or {}).get("train") or {}).get("init")
+    card = {
+        "kind": "stained",
+        "view": view,
+        "description": describe(pruned, parameters_in_use(pruned)),
+        "init": init,
+        "training": training,
+        "retrain": list(args.stained_retrain),
+    }
+    return {**add_route(full, "stained", route), "_route_card": card}
+
+
+def parameters_in_use(ckpt: dict[str, Any]) -> int:
+    """Parameters of the checkpoint's networks that run (members' ``unused_keys`` left out)."""
+    family = get_family(ckpt["family"])
+    total = 0
+    for member in ckpt["members"]:
+        net = family.build(family.inference_config(member["config"]))
+        unused = set(member.get("unused_keys", ()))
+        total += sum(p.numel() for name, p in net.named_parameters() if name not in unused)
+    return total
 
 
 def score(samples: list, predict) -> dict[str, float]:
@@ -259,6 +329,10 @@ def ship(args: argparse.Namespace) -> dict[str, Any]:
 
     source = Path(args.model)
     full = read_checkpoint(source)
+    route_card = None
+    if args.stained:
+        full = stained_route(full, Path(args.stained), args)
+        route_card = full.pop("_route_card")
     recipe_name, commands = check_recipe(args, full)
     samples, train, val, test = validation_split(full.get("recipe") or {}, args.data)
     half = half_precision(drop_unused_weights(full))
@@ -267,12 +341,7 @@ def ship(args: argparse.Namespace) -> dict[str, Any]:
         "float32": SegmentationModel.from_checkpoint(full, "cpu"),
         "float16": SegmentationModel.from_checkpoint(half, "cpu"),
     }
-    parameters = sum(
-        p.numel()
-        for net, member in zip(models["float16"].members, half["members"], strict=True)
-        for name, p in net.named_parameters()
-        if name not in member.get("unused_keys", ())
-    )
+    parameters = parameters_in_use(half)
     print(f"scoring {len(val)} validation images of {args.data} ({len(train)} train)", flush=True)
     validation = {dtype: score(val, model.segment) for dtype, model in models.items()}
     baseline = {"name": "Otsu + watershed", **score(val, otsu_watershed)}
@@ -321,10 +390,11 @@ def ship(args: argparse.Namespace) -> dict[str, Any]:
         "training": training,
         "date": args.date,
         "retrain": commands,
+        **({"routes": {"stained": route_card}} if route_card else {}),
     }
     half["model_card"] = check_model_card(card, complete=True)
     size = check_size(half, args.max_mb)
-    if not args.force:
+    if not args.force and not held_out:  # held-out groups, where there are some, decide
         refuse_if_worse(output, card)
     atomic_save(half, output)
     print(f"wrote {output} ({size / 1e6:.2f} MB, {parameters / 1e6:.2f} M parameters in use)")

@@ -325,3 +325,43 @@ def test_ship_script_compares_on_held_out_groups(small_checkpoint, tmp_path, mon
     assert ship.main(args) == 2
     assert "scores higher" in capsys.readouterr().err
     assert ship.main([*args, "--force"]) == 0  # --force replaces it anyway
+
+
+def test_ship_script_adds_a_network_for_stained_tissue(small_checkpoint, tmp_path, capsys):
+    ship = _ship_script()
+    data = {"val_fraction": 0.3, "test_fraction": 0.3, "split": "group", "groups": None}
+    recipe = {**small_checkpoint["recipe"], "data": data}
+    main_file = atomic_save({**small_checkpoint, "recipe": recipe}, tmp_path / "run" / "model.pt")
+    torch.manual_seed(1)
+    weights = get_family("unet").build(SMALL_UNET).state_dict()
+    route_recipe = {
+        **recipe,
+        "data": {**data, "stained_view": "hematoxylin"},
+        "train": {"init": "default"},
+    }
+    route = make_checkpoint(
+        family="unet",
+        members=[{"config": SMALL_UNET, "state_dict": weights}],
+        thresholds={"mask": 0.4},
+        metrics={"val_score": 0.2},
+        recipe=route_recipe,
+    )
+    route_file = atomic_save(route, tmp_path / "stained" / "model.pt")
+    out = tmp_path / "weights" / "default_unet.pt"
+    args = [str(main_file), "--data", "sample", "--output", str(out)]
+    args += ["--recipe", "configs/tiny_unet.yaml", "--stained-machine", "a laptop"]
+    assert ship.main([*args, "--stained", str(route_file)]) == 0
+    model = load_model(out, "cpu")
+    assert set(model.routes) == {"stained"} and model.routes["stained"].thresholds.mask == 0.4
+    assert read_checkpoint(out)["routes"]["stained"]["members"][0]["unused_keys"]  # pruned too
+    entry = model.model_card["routes"]["stained"]
+    assert entry["view"] == "hematoxylin" and entry["init"] == "default"
+    assert entry["training"]["machine"] == "a laptop"
+    assert "stained      a network of its own, seeing hematoxylin" in str(model.model_card)
+    assert "stained images: a network of their own" in model_card_summary(model.model_card)
+    capsys.readouterr()
+    # a network for stained tissue trained on another split may have seen the held-out images
+    moved = {**route_recipe, "data": {**route_recipe["data"], "split_seed": 5}}
+    other = atomic_save({**route, "recipe": moved}, tmp_path / "other" / "model.pt")
+    assert ship.main([*args, "--stained", str(other), "--force"]) == 2
+    assert "another split (data.['split_seed'] differ)" in capsys.readouterr().err

@@ -102,4 +102,6 @@ def model_card_summary(card: dict[str, Any]) -> str:
         text += f" ({kinds})" if kinds else ""
         if "all" in theirs:
             text += f", Otsu {theirs['all']['score']:.3f}"
+    for kind, route in (card.get("routes") or {}).items():
+        text += f"; {kind} images: a network of their own ({route.get('view', 'rgb')} view)"
     return text

@@ -76,6 +76,23 @@ class ModelCard(dict):
             text += f"; the model it replaced {held['previous']['all']['score']:.3f}"
         return text
 
+    def _route(self, kind: str) -> str:
+        route = (self.get("routes") or {}).get(kind) or {}
+        if not route:
+            return ""
+        text = f"a network of its own, seeing {route.get('view', 'rgb')}"
+        if route.get("description"):
+            text += f": {route['description']}"
+        if route.get("init"):
+            text += f"; fine-tuned from {route['init']}"
+        training = route.get("training") or {}
+        budget = [f"{training[k]} {k}" for k in ("crops",) if training.get(k) is not None]
+        if training.get("seconds") is not None:
+            budget.append(f"{training['seconds']:.0f} s")
+        if training.get("machine"):
+            budget.append(f"on {training['machine']}")
+        return text + (f" ({', '.join(budget)})" if budget else "")
+
     def _image_names(self) -> str:
         names = []
         ids = (self.get("split") or {}).get("validation_ids")
@@ -101,6 +118,7 @@ class ModelCard(dict):
             ("licence", str(self.get("licence") or "")),
             ("validation", self._validation(dtype)),
             ("held out", self._held_out(dtype)),
+            ("stained", self._route("stained")),
         ]
         rows += [
             ("retrain" if i == 0 else "", str(c)) for i, c in enumerate(self.get("retrain") or [])
