@@ -30,16 +30,34 @@ STAINED_VIEWS = ("rgb", "hematoxylin")
 MIN_BLUE = 0.1
 
 
-def hematoxylin(image: np.ndarray) -> np.ndarray:
+def hematoxylin(image: np.ndarray, offset: float | None = None) -> np.ndarray:
     """Haematoxylin optical density of an RGB image (Ruifrok & Johnston colour deconvolution).
 
     Args:
         image: ``(H, W, 3)`` RGB array, uint8, uint16 or float in ``[0, 1]``.
+        offset: density subtracted so that the background is 0; ``None``: the image's own 1st
+            percentile (a window of a larger image passes the whole image's,
+            :func:`hematoxylin_offset`).
 
     Returns:
         ``(H, W)`` float32, >= 0: high where haematoxylin (nuclei) absorbs, 0 on a white
         background.
     """
+    density = raw_hematoxylin(image)
+    if offset is None:
+        offset = hematoxylin_offset(density)
+    return np.clip(density - np.float32(offset), 0.0, None)
+
+
+def hematoxylin_offset(density: np.ndarray) -> float:
+    """The background level :func:`hematoxylin` subtracts: the 1st percentile of a raw
+    haematoxylin density (any shape, float)."""
+    return float(np.percentile(density, 1.0))
+
+
+def raw_hematoxylin(image: np.ndarray) -> np.ndarray:
+    """``(H, W)`` float32 haematoxylin density of an ``(H, W, 3)`` RGB image (uint8, uint16 or
+    float in ``[0, 1]``), before the offset of :func:`hematoxylin`."""
     from skimage.color import rgb2hed
 
     if image.ndim != 3 or image.shape[2] != 3:
@@ -47,8 +65,7 @@ def hematoxylin(image: np.ndarray) -> np.ndarray:
     rgb = image.astype(np.float32)
     if image.dtype.kind in "ui":
         rgb /= float(np.iinfo(image.dtype).max)
-    density = rgb2hed(np.clip(rgb, 0.0, 1.0))[..., 0].astype(np.float32)
-    return np.clip(density - float(np.percentile(density, 1.0)), 0.0, None)
+    return rgb2hed(np.clip(rgb, 0.0, 1.0))[..., 0].astype(np.float32)
 
 
 def view_kind(image: np.ndarray) -> str:

@@ -77,16 +77,23 @@ def make_job(
     image: np.ndarray,
     settings: Settings,
     intensity: tuple[float, float] | None = None,
+    seen: np.ndarray | None = None,
 ) -> Job:
     """Prepare one ``(H, W, C)`` image (``C`` in {1, 3}, validated): its nuclear view (unless a
     channel was picked), resize, range, tiles.
 
     ``intensity``: the ``(lo, hi)`` normalisation range to use instead of this image's own
-    percentiles (a window of a larger image uses the whole image's, ``segment_large``)."""
+    percentiles (a window of a larger image uses the whole image's, ``segment_large``).
+    ``seen``: the ``(H, W, C)`` view the network sees, made by the caller (``segment_large``'s
+    whole-image haematoxylin density); ``image`` stays the one measured in the nucleus table."""
     options = settings.options
-    seen = image
-    if options.channel is None and settings.nuclear_view:
+    if seen is not None:
+        if seen.shape[:2] != image.shape[:2]:
+            raise ValueError(f"seen {seen.shape[:2]} and image {image.shape[:2]} differ in size")
+    elif options.channel is None and settings.nuclear_view:
         seen = nuclear_view(image, options.stained_view or recipe_stained_view(model.recipe))
+    else:
+        seen = image
     factor = options.resize_factor
     scaled = resize_image(seen, scaled_shape(seen.shape[:2], factor)) if factor != 1 else seen
     if intensity is None:

@@ -43,6 +43,10 @@ class BlockJob:
         lo, hi: the whole image's normalisation range.
         margin: candidates' centroids may lie this many pixels outside the core.
         torch_threads: threads for PyTorch on each worker, or ``None`` to leave it.
+        route: ``"stained"``: the model's network for stained tissue segments the blocks
+            (:class:`~segmentation.large.view.ImageView`); ``None``: the model's own.
+        density_offset: the whole image's haematoxylin background, when the network sees
+            stained tissue as haematoxylin density; ``None``: it sees the pixels as read.
     """
 
     source: ImageSource
@@ -58,6 +62,8 @@ class BlockJob:
     hi: float
     margin: int
     torch_threads: int | None = None
+    route: str | None = None
+    density_offset: float | None = None
 
 
 @dataclass
@@ -120,8 +126,35 @@ def worker_model(model: Any, device: str) -> Any:
         return _MODELS[key]
 
 
+def block_network(job: BlockJob, model: Any) -> Any:
+    """The network that segments the blocks: the worker's model (:func:`worker_model`), or its
+    route for ``job.route``."""
+    model = worker_model(model, job.device)
+    if job.route is None:
+        return model
+    if job.route not in model.routes:
+        raise ValueError(f"the model has no network for {job.route} images")
+    return model.routes[job.route]
+
+
+def block_view(job: BlockJob, image: np.ndarray) -> np.ndarray | None:
+    """The view the network sees of a window: ``(h, w, 3)`` float32 haematoxylin density with
+    the whole image's background, or ``None`` for the pixels as read."""
+    if job.density_offset is None:
+        return None
+    from segmentation.datasets.nuclear_view import hematoxylin
+
+    return np.repeat(hematoxylin(image, job.density_offset)[..., None], 3, axis=2)
+
+
 def segment_window(
-    model: Any, settings: Any, image: np.ndarray, lo: float, hi: float, details: bool
+    model: Any,
+    settings: Any,
+    image: np.ndarray,
+    lo: float,
+    hi: float,
+    details: bool,
+    seen: np.ndarray | None = None,
 ) -> Any:
     """Segment one ``(h, w, C)`` window with a fixed normalisation range.
 
@@ -133,13 +166,14 @@ def segment_window(
             :func:`~segmentation.large.source.read_window`).
         lo, hi: the whole image's normalisation range.
         details: also return the :class:`~segmentation.inference.SegmentDetails`.
+        seen: the view the network sees (:func:`block_view`), ``None``: ``image`` itself.
 
     Returns:
         ``(h, w)`` int32 labels ``1..N``, or ``(labels, details)``.
     """
     from segmentation.inference.engine import finish, make_job, run_network
 
-    job = make_job(model, image, settings, intensity=(lo, hi))  # the whole image's range
+    job = make_job(model, image, settings, intensity=(lo, hi), seen=seen)  # the image's range
     run_network(model, [job], settings)
     return finish(model, job, settings, details)
 
@@ -222,11 +256,12 @@ def segment_block(job: BlockJob, index: tuple[int, int], model: Any) -> BlockRes
     if path.exists():
         return BlockResult(index, read_part(job.parts, index, False)["table"], True, 0.0)
     began = time.perf_counter()
-    model = worker_model(model, job.device)
+    model = block_network(job, model)
     settings = _settings(job, model, job.options)
     window, core = job.grid.window(index), job.grid.core(index)
     image = read_window(job.source, window, job.options.channel)
-    labels, details = segment_window(model, settings, image, job.lo, job.hi, True)
+    seen = block_view(job, image)
+    labels, details = segment_window(model, settings, image, job.lo, job.hi, True, seen)
     table = _structured(details.nuclei)
     keep = candidates(table, window, core, job.grid, job.margin)
     lut = np.zeros(len(table) + 1, np.uint32)
@@ -256,8 +291,9 @@ def pilot_labels(job: BlockJob, box: Box, model: Any) -> np.ndarray:
     """
     from skimage.segmentation import clear_border
 
-    model = worker_model(model, job.device)
+    model = block_network(job, model)
     options = replace(job.options, scale=None, diameter=None, auto_diameter=False)
     settings = _settings(job, model, options)
     image = read_window(job.source, box, job.options.channel)
-    return clear_border(segment_window(model, settings, image, job.lo, job.hi, False))
+    seen = block_view(job, image)
+    return clear_border(segment_window(model, settings, image, job.lo, job.hi, False, seen))

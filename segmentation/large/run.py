@@ -40,7 +40,7 @@ from segmentation.large.identity import differences, fingerprint
 from segmentation.large.source import ImageSource, open_image_source
 from segmentation.large.stats import ImageStats, block_stats, sample_step
 from segmentation.large.stitch import StitchJob, assemble_core, core_overlaps, resolve
-from segmentation.large.view import whole_image_view
+from segmentation.large.view import ImageView, whole_image_view
 
 #: Default side of the blocks (pixels of the source): a 2048 x 2048 core and its halo.
 BLOCK_SIZE = 2048
@@ -313,10 +313,11 @@ def segment_large(
     if not isinstance(options, SegmentOptions):
         raise TypeError(f"options must be a SegmentOptions, got {type(options).__name__}")
     _check(source, options, block_size, overlap)
+    view = ImageView(options)
     if options.channel is None and source.channels >= 3:  # the view: once, for the whole image
-        recipe = _client_model(model).recipe
         grid = BlockGrid(source.height, source.width, block_size, 0)
-        options = whole_image_view(source, grid, options, recipe)
+        view = whole_image_view(source, grid, options, _client_model(model))
+        options = view.options
     tile_size = TILE_SIZE if tile_size is None else tile_size
     paths = out.plan_paths(source, output, table)
     stamp = fingerprint(
@@ -351,11 +352,11 @@ def segment_large(
         grid = BlockGrid(source.height, source.width, block_size, 0)
         job = BlockJob(
             source, grid, str(paths.parts), device, tile_size, tile_overlap, tta, batch_size,
-            options, 0.0, 1.0, 0, torch_threads,
+            options, 0.0, 1.0, 0, torch_threads, view.route, view.density_offset,
         )  # fmt: skip
         fresh = manifest is None
         if fresh:
-            manifest = _prepare(dask_client, job, model, model_arg, progress, timings)
+            manifest = _prepare(dask_client, job, view, model, model_arg, progress, timings)
             manifest["fingerprint"] = stamp
             out.write_manifest(paths.parts, manifest)
         else:
@@ -431,12 +432,15 @@ def _client_model(model: Any) -> Any:
 _CLIENT_MODELS: dict[tuple[str, int], Any] = {}
 
 
-def _prepare(client, job: BlockJob, model, model_arg, progress, timings) -> dict:
+def _prepare(client, job: BlockJob, view: ImageView, model, model_arg, progress, timings) -> dict:
     """Passes 1 and 2: the whole image's normalisation range and nucleus diameter."""
-    normalization = _client_model(model).normalization
+    network = _client_model(model)
+    normalization = (network.routes[view.route] if view.route else network).normalization
     tick = time.perf_counter()
     stats = _statistics(client, job.source, job.grid, job.options, progress)
     lo, hi = stats.intensity_range(normalization["low"], normalization["high"])
+    if view.intensity is not None:  # the view is not the pixels: its range from the patches
+        lo, hi = view.intensity
     timings["stats"] = time.perf_counter() - tick
     tick = time.perf_counter()
     diameter = None
