@@ -9,6 +9,8 @@ Usage:
   python benchmarks/evaluate_split.py --data cache/stage1_train.npz \
       --model unet=runs/cpu/unet/model.pt --model fpn=runs/cpu/fpn/model.pt --baseline
   python benchmarks/evaluate_split.py --split group --which test --baseline --model new=NEW.pt
+  python benchmarks/evaluate_split.py --split group --only-type histology \
+      --model routed=MAIN.pt,stained:STAINED.pt     # stained tissue to STAINED.pt's network
 """
 
 from __future__ import annotations
@@ -45,12 +47,31 @@ def score_predictions(name: str, samples, predict) -> dict:
     }
 
 
+def load_routed(spec: str, device: str):
+    """``PATH[,KIND:ROUTE_PATH...]`` -> the model of PATH, with ROUTE_PATH's network for images
+    of KIND (``stained``, ...) as a shipped file would route them (:func:`add_route`)."""
+    from segmentation.inference import SegmentationModel, load_model
+    from segmentation.training.checkpoint import add_route, read_checkpoint
+
+    path, *routes = spec.split(",")
+    if not routes:
+        return load_model(path, device=device)
+    ckpt = read_checkpoint(path)
+    for route in routes:
+        kind, _, route_path = route.partition(":")
+        ckpt = add_route(ckpt, kind, read_checkpoint(route_path))
+    return SegmentationModel.from_checkpoint(ckpt, device)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", default="cache/stage1_train.npz")
     parser.add_argument("--val-fraction", type=float, default=0.15)
     parser.add_argument("--split-seed", type=int, default=0)
-    parser.add_argument("--model", action="append", default=[], help="NAME=PATH, repeatable")
+    parser.add_argument(
+        "--model", action="append", default=[], help="NAME=PATH[,KIND:ROUTE], repeatable"
+    )
+    parser.add_argument("--only-type", default=None, help="score only this image type")
     parser.add_argument("--baseline", action="store_true", help="add the Otsu+watershed row")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--split", choices=("random", "group"), default="random")
@@ -71,16 +92,20 @@ def main() -> None:
     )
     _, val, test = split_three(load_samples(data), data)
     val = test if args.which == "test" else val
+    if args.only_type:
+        from segmentation.datasets.image_types import image_type
+
+        val = [s for s in val if image_type(s.image) == args.only_type]
+        if not val:
+            raise SystemExit(f"no {args.only_type} images in the {args.which} split")
     rows = []
     if args.baseline:
         from segmentation.baselines import otsu_watershed
 
         rows.append(score_predictions("Otsu + watershed", val, otsu_watershed))
     for item in args.model:
-        from segmentation.inference import load_model
-
-        name, path = item.split("=", 1)
-        model = load_model(path, device=args.device)
+        name, spec = item.split("=", 1)
+        model = load_routed(spec, args.device)
         rows.append(score_predictions(name, val, model.segment))
     kinds = list(rows[0]["counts"])
     head = ["model", "score", "F1@0.5", "F1@0.7", "F1@0.9"]

@@ -94,6 +94,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--stained-machine", default=None, help="its training machine")
     parser.add_argument(
+        "--stained-thresholds",
+        choices=("tune", "keep"),
+        default="tune",
+        help="tune its thresholds on the validation images of stained tissue (default), or keep "
+        "those it trained with (tuned on all validation images)",
+    )
+    parser.add_argument(
         "--stained-retrain", action="append", default=[], help="a command that retrains it"
     )
     return parser.parse_args(argv)
@@ -195,6 +202,36 @@ def stained_route(full: dict[str, Any], path: Path, args: argparse.Namespace) ->
         "retrain": list(args.stained_retrain),
     }
     return {**add_route(full, "stained", route), "_route_card": card}
+
+
+def tune_route(
+    full: dict[str, Any], card: dict[str, Any], val: list
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The stained-tissue route's thresholds tuned on the validation images of stained tissue
+    (the only images it serves); the card entry records them and the scores before and after."""
+    from segmentation.datasets.nuclear_view import view_kind
+    from segmentation.training.tuning import tune_model_thresholds
+
+    stained = [s for s in val if view_kind(s.image) == "stained"]
+    if not stained:
+        raise ShipError(
+            "the validation split holds no stained tissue to tune the --stained network's "
+            "thresholds on; use --stained-thresholds keep"
+        )
+    route = full["routes"]["stained"]
+    network = SegmentationModel.from_checkpoint(route, "cpu")
+    thresholds, metrics = tune_model_thresholds(network, stained)
+    print(
+        f"stained-tissue network: thresholds tuned on {len(stained)} validation images of stained "
+        f"tissue, score {metrics['score_before']:.4f} -> {metrics['score']:.4f}"
+    )
+    tuned = {
+        "images": len(stained),
+        "score_before": round(metrics["score_before"], 4),
+        "score": round(metrics["score"], 4),
+    }
+    full = {**full, "routes": {**full["routes"], "stained": {**route, "thresholds": thresholds}}}
+    return full, {**card, "thresholds_tuned": tuned}
 
 
 def parameters_in_use(ckpt: dict[str, Any]) -> int:
@@ -335,6 +372,8 @@ def ship(args: argparse.Namespace) -> dict[str, Any]:
         route_card = full.pop("_route_card")
     recipe_name, commands = check_recipe(args, full)
     samples, train, val, test = validation_split(full.get("recipe") or {}, args.data)
+    if route_card and args.stained_thresholds == "tune":
+        full, route_card = tune_route(full, route_card, val)
     half = half_precision(drop_unused_weights(full))
     check_size(half, args.max_mb)  # fail before minutes of scoring; again below with the card
     models = {

@@ -350,9 +350,15 @@ def test_ship_script_adds_a_network_for_stained_tissue(small_checkpoint, tmp_pat
     out = tmp_path / "weights" / "default_unet.pt"
     args = [str(main_file), "--data", "sample", "--output", str(out)]
     args += ["--recipe", "configs/tiny_unet.yaml", "--stained-machine", "a laptop"]
-    assert ship.main([*args, "--stained", str(route_file)]) == 0
+    kept = ["--stained", str(route_file), "--stained-thresholds", "keep"]
+    assert ship.main([*args, *kept]) == 0
+    assert load_model(out, "cpu").routes["stained"].thresholds.mask == 0.4  # as trained
+    assert ship.main([*args, "--stained", str(route_file), "--force"]) == 0
     model = load_model(out, "cpu")
-    assert set(model.routes) == {"stained"} and model.routes["stained"].thresholds.mask == 0.4
+    assert set(model.routes) == {"stained"}
+    tuned = model.model_card["routes"]["stained"]["thresholds_tuned"]
+    assert tuned["images"] >= 1 and tuned["score"] >= tuned["score_before"]
+    assert "tuned on" in capsys.readouterr().out
     assert read_checkpoint(out)["routes"]["stained"]["members"][0]["unused_keys"]  # pruned too
     entry = model.model_card["routes"]["stained"]
     assert entry["view"] == "hematoxylin" and entry["init"] == "default"

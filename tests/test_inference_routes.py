@@ -119,3 +119,17 @@ def test_add_route_names_bad_arguments():
         add_route(_checkpoint(0), "histology", _checkpoint(1))
     with pytest.raises(ValueError, match="route must be a checkpoint dict"):
         add_route(_checkpoint(0), "stained", {"members": []})
+
+
+def test_a_networks_thresholds_are_tuned_on_the_images_it_serves():
+    from segmentation.training.tuning import tune_model_thresholds
+
+    samples = [
+        synthetic_nuclei((64, 80), 8, seed=s, radius_range=(5, 8), modality="histology")
+        for s in range(2)
+    ]
+    network = _reference("hematoxylin", mask=0.9)  # far from the best mask threshold
+    thresholds, metrics = tune_model_thresholds(network, samples, rounds=1)
+    assert metrics["score"] > metrics["score_before"] and thresholds["mask"] < 0.9
+    with pytest.raises(ValueError, match="no images to tune"):
+        tune_model_thresholds(network, [])

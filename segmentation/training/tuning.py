@@ -41,3 +41,32 @@ def tune_thresholds(
         if not improved:
             break
     return asdict(best), best_metrics
+
+
+def tune_model_thresholds(
+    model: Any, samples: list[Sample], *, rounds: int = 2
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """Tune a loaded model's thresholds on ``samples``, each seen as the model sees it.
+
+    Used for a network that serves one kind of image (a model's route for stained tissue): its
+    thresholds are tuned on the validation images of that kind, not on every image it trained on.
+
+    Args:
+        model: a :class:`~segmentation.inference.SegmentationModel` (its own network; routes are
+            not followed).
+        samples: annotated images (``(H, W, C)`` images, ``(H, W)`` labels), at least one.
+        rounds: passes of :func:`tune_thresholds`.
+
+    Returns:
+        ``(thresholds dict, metrics)`` as :func:`tune_thresholds`; ``metrics`` also holds the
+        score at the model's current thresholds (``score_before``).
+
+    Raises:
+        ValueError: no samples.
+    """
+    if not samples:
+        raise ValueError("no images to tune the thresholds on")
+    raws = [model.predict_raw(model.prepare(s.image)) for s in samples]
+    before = score_raw(model.family, raws, samples, model.thresholds)["score"]
+    thresholds, metrics = tune_thresholds(model.family, raws, samples, rounds=rounds)
+    return thresholds, {**metrics, "score_before": before}
