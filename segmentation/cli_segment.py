@@ -90,7 +90,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         choices=("rgb", "hematoxylin"),
         default=None,
         help="how stained tissue is shown to the network: as it is (rgb) or as its haematoxylin "
-        "density (hematoxylin; try it for IHC); default: as the model was trained",
+        "density (hematoxylin; try it for IHC); default: as the model was trained (a model with "
+        "a network of its own for stained tissue: that network, unless this names another view)",
     )
     parser.add_argument(
         "--channel-axis",

@@ -62,7 +62,10 @@ class SegmentOptions:
         stained_view: how stained tissue (colour on a bright background) is shown to the network:
             ``"rgb"`` as it is, ``"hematoxylin"`` as its haematoxylin density from colour
             deconvolution (useful for IHC, where brown DAB hides the nuclei), ``None`` (default)
-            the view the model was trained with. Without ``channel``, a colour image on a dark
+            the view the model was trained with. A model with a network of its own for stained
+            tissue (``model.routes["stained"]``) sends stained tissue to it unless this names a
+            view that network was not trained on, which goes to the model's main network.
+            Without ``channel``, a colour image on a dark
             background (a fluorescence composite) is seen through its blue (DAPI) channel
             (:mod:`segmentation.datasets.nuclear_view`).
         tta_views: views averaged when ``segment(..., tta=True)``, names from :data:`TTA_VIEWS`
