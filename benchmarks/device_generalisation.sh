@@ -13,7 +13,8 @@
 #   invert  + inversion of colour (stained tissue) images
 #   hematoxylin  invert, with stained tissue seen as its haematoxylin density (data.stained_view)
 #   ft_rgb, ft_hematoxylin  invert / hematoxylin fine-tuned from the shipped default model
-#           (train.init=default, learning rate FT_LR, default 5e-4): a short budget's test of the
+#           (train.init=$FT_INIT, default: the shipped model; learning rate FT_LR, default 5e-4):
+#           a short budget's test of the
 #           views, where training from scratch needs a GPU's minutes
 #   ft_stained  ft_hematoxylin with image types drawn equally often (type_balance 1): the stained-
 #           tissue network of a default model that routes stained tissue to its own network
@@ -53,8 +54,9 @@ declare -A extra=(
   [invert]="data.extra_train=[$EXTRA] data.type_balance=0.5 data.aug_grayscale=0.25 data.aug_stain=0.15 data.aug_invert_colour=0.5 data.stained_view=rgb"
   [hematoxylin]="data.extra_train=[$EXTRA] data.type_balance=0.5 data.aug_grayscale=0.25 data.aug_stain=0.15 data.aug_invert_colour=0.5 data.stained_view=hematoxylin"
 )
-extra[ft_rgb]="${extra[invert]} train.init=default train.lr=${FT_LR:-0.0005}"
-extra[ft_hematoxylin]="${extra[hematoxylin]} train.init=default train.lr=${FT_LR:-0.0005}"
+FT_INIT=${FT_INIT:-default} # the model file the fine-tunes start from (default: the shipped one)
+extra[ft_rgb]="${extra[invert]} train.init=$FT_INIT train.lr=${FT_LR:-0.0005}"
+extra[ft_hematoxylin]="${extra[hematoxylin]} train.init=$FT_INIT train.lr=${FT_LR:-0.0005}"
 extra[ft_stained]="${extra[ft_hematoxylin]} data.type_balance=1"
 for v in $VARIANTS; do # <variant>_s<N>: the same knobs, another seed
   if [[ $v =~ ^(.+)_s([0-9]+)$ && -n ${extra[${BASH_REMATCH[1]}]:-} ]]; then
