@@ -2,9 +2,11 @@
 
 Cases: scikit-image's immunohistochemistry image (bundled, offline; no annotation), the H&E images
 and a fluorescence image of the held-out acquisition groups of DSB2018 (annotated: their scores are
-printed), and an RGB fluorescence composite: a held-out nuclear image in blue beside a bright
+printed), an RGB fluorescence composite: a held-out nuclear image in blue beside a bright
 non-nuclear (cytoplasm-like) channel in red, made from the same image by dilating its nuclei into
-a textured ring, so that a model must ignore a bright channel that is not nuclear.
+a textured ring, so that a model must ignore a bright channel that is not nuclear; and a
+brightfield validation image (DSB2018's one brightfield experiment is kept for training, so no
+brightfield group is held out).
 
 Usage:
   python scripts/figure_generalisation.py --model old=OLD.pt --model new=NEW.pt@hematoxylin \\
@@ -57,20 +59,23 @@ def cases(data: str) -> list[tuple[str, Sample]]:
         test_fraction=0.25,
         groups="configs/groups/dsb2018_bbbc039.csv",
     )
-    _, _, test = split_three(load_samples(config), config, extra=[])
-    groups = {s.name: s for s in test}
+    _, val, test = split_three(load_samples(config), config, extra=[])
+    groups = {s.name: s for s in [*test, *val]}
     from segmentation.datasets.groups import read_group_table
 
     table = read_group_table(config.groups)
     he = [s for s in test if table[s.name] in ("histology-256x320-7", "histology-256x320-6")]
     purple = [s for s in test if table[s.name] == "histology-256x320-5"][:1]
     fluo = [s for s in test if table[s.name] == "fluorescence-360x360-1"][:1]
+    # brightfield: DSB2018 has one experiment, kept for training; a validation image of it
+    bright = [s for s in val if table[s.name].startswith("brightfield")][:1]
     ihc = skdata.immunohistochemistry()[256:, 256:]  # a quarter: the nuclei stay visible
     out = [("IHC (skimage.data, lower right quarter, no annotation)", Sample("ihc", ihc))]
     out += [(f"H&E, held-out group ({s.name[:8]})", s) for s in he[:2]]
     out += [(f"stained tissue, held-out group ({s.name[:8]})", s) for s in purple]
     out += [(f"fluorescence, held-out group ({s.name[:8]})", s) for s in fluo]
     out += [("RGB fluorescence composite (blue nuclei)", rgb_fluorescence(s)) for s in fluo]
+    out += [(f"brightfield, validation; group seen ({s.name[:8]})", s) for s in bright]
     assert all(s.name in groups or s.labels is None or s.name.endswith("-rgb") for _, s in out)
     return out
 

@@ -1,7 +1,9 @@
 """The default model that ships inside the package: :func:`load_default_model`.
 
 ``segment(image)`` with no ``model`` uses it. The file is ``segmentation/weights/default_unet.pt``
-(a compact U-Net stored in float16, see ``configs/default_unet.yaml``); its model card (recipe,
+(compact U-Nets stored in float16, see ``configs/default_unet.yaml``: a main network, and a network
+of its own for stained tissue that sees the haematoxylin density, ``model.routes["stained"]``,
+picked per image by :meth:`~.model.SegmentationModel.for_image`); its model card (recipe,
 data, validation scores against the Otsu baseline, how to retrain) is
 ``load_default_model().model_card``: ``print()`` it for a short summary, index it as a dict for
 everything (e.g. ``["split"]["validation_ids"]``). Loading it reads only that file, whose weights
