@@ -65,6 +65,23 @@ LICENCE = (
 )
 
 
+#: Licences of the extra training data sets the toolkit knows (``data.extra_train``), by the
+#: folder or file name they are read from.
+EXTRA_LICENCES = {"bbbc039": "BBBC039 v1 images and masks (Broad Institute), CC0 1.0"}
+
+
+def extra_data(recipe: dict[str, Any]) -> tuple[str, list[str]]:
+    """The card's words for ``data.extra_train``: ``" + BBBC039 (training only)"`` and the
+    licences of the known data sets among them (``""``, ``[]`` without extra data)."""
+    extra = (recipe.get("data") or {}).get("extra_train") or []
+    names = [Path(str(path)).stem.split(".")[0] for path in extra]
+    if not names:
+        return "", []
+    text = " + " + ", ".join(n.upper() if n.lower() in EXTRA_LICENCES else n for n in names)
+    licences = [EXTRA_LICENCES[n.lower()] for n in names if n.lower() in EXTRA_LICENCES]
+    return text + " (training only)", licences
+
+
 class ShipError(Exception):
     """The model must not be shipped; the message says why."""
 
@@ -401,6 +418,7 @@ def ship(args: argparse.Namespace) -> dict[str, Any]:
     held_out = held_out_comparison(test, models["float16"], output, args) if test else None
     data = (full.get("recipe") or {}).get("data", {})
     vf, seed = data.get("val_fraction"), data.get("split_seed")
+    extra_text, extra_licences = extra_data(full.get("recipe") or {})
     training = {**training_budget(source.parent), "machine": args.machine}
     if full.get("metrics"):
         training["metrics"] = {k: v for k, v in full["metrics"].items() if v is not None}
@@ -408,9 +426,9 @@ def ship(args: argparse.Namespace) -> dict[str, Any]:
         "name": args.name or Path(args.output).stem,
         "description": describe(full, parameters),
         "recipe": recipe_name,
-        "data": f"{args.data_name} ({len(samples)} images), {len(train)} train / {len(val)} "
-        f"validation, data.val_fraction {vf}, split_seed {seed}",
-        "licence": args.licence,
+        "data": f"{args.data_name} ({len(samples)} images){extra_text}, {len(train)} train / "
+        f"{len(val)} validation, data.val_fraction {vf}, split_seed {seed}",
+        "licence": "; ".join([args.licence, *extra_licences]),
         "split": {
             "val_fraction": vf,
             "split_seed": seed,

@@ -330,7 +330,7 @@ def test_ship_script_compares_on_held_out_groups(small_checkpoint, tmp_path, mon
 def test_ship_script_adds_a_network_for_stained_tissue(small_checkpoint, tmp_path, capsys):
     ship = _ship_script()
     data = {"val_fraction": 0.3, "test_fraction": 0.3, "split": "group", "groups": None}
-    recipe = {**small_checkpoint["recipe"], "data": data}
+    recipe = {**small_checkpoint["recipe"], "data": {**data, "extra_train": ["data/bbbc039"]}}
     main_file = atomic_save({**small_checkpoint, "recipe": recipe}, tmp_path / "run" / "model.pt")
     torch.manual_seed(1)
     weights = get_family("unet").build(SMALL_UNET).state_dict()
@@ -360,6 +360,10 @@ def test_ship_script_adds_a_network_for_stained_tissue(small_checkpoint, tmp_pat
     assert tuned["images"] >= 1 and tuned["score"] >= tuned["score_before"]
     assert "tuned on" in capsys.readouterr().out
     assert read_checkpoint(out)["routes"]["stained"]["members"][0]["unused_keys"]  # pruned too
+    assert " + BBBC039 (training only), " in model.model_card["data"]  # extra data, licence
+    assert model.model_card["licence"].endswith(
+        "BBBC039 v1 images and masks (Broad Institute), CC0 1.0"
+    )
     entry = model.model_card["routes"]["stained"]
     assert entry["view"] == "hematoxylin" and entry["init"] == "default"
     assert entry["training"]["machine"] == "a laptop"
