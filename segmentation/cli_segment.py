@@ -33,6 +33,9 @@ import os
 import sys
 from pathlib import Path
 
+#: How the CLI names the kinds of image a model may route to a network of their own.
+_KINDS = {"stained": "stained tissue", "gray": "gray images", "composite": "colour composites"}
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register the ``segment`` subcommand."""
@@ -298,7 +301,9 @@ def run(args: argparse.Namespace) -> int:
             return _fail(err)
         if args.submission:
             submission[name] = labels
-        tqdm.write(f"{path.name}: {int(labels.max())} nuclei")
+        network = result.details.network if result.details is not None else "main"
+        by = "" if network == "main" else f" (the model's network for {_KINDS.get(network)})"
+        tqdm.write(f"{path.name}: {int(labels.max())} nuclei{by}")
     if args.submission:
         target = Path(args.submission)
         try:

@@ -46,6 +46,8 @@ def test_stained_tissue_goes_to_its_route_and_other_images_do_not(images):
     assert not np.array_equal(by_route, by_main)  # the view and the thresholds differ
     np.testing.assert_array_equal(segment(stained, routed), by_route)
     np.testing.assert_array_equal(segment(gray, routed), segment(gray, main))
+    assert segment(stained, routed, return_details=True)[1].network == "stained"
+    assert segment(gray, routed, return_details=True)[1].network == "main"
     # a list of both kinds: each through its own network, in order
     both = segment([gray, stained, gray], routed)
     for got, want in zip(both, [segment(gray, main), by_route, segment(gray, main)], strict=True):
@@ -133,3 +135,24 @@ def test_a_networks_thresholds_are_tuned_on_the_images_it_serves():
     assert metrics["score"] > metrics["score_before"] and thresholds["mask"] < 0.9
     with pytest.raises(ValueError, match="no images to tune"):
         tune_model_thresholds(network, [])
+
+
+def test_the_cli_says_which_network_segmented_each_image(tmp_path, images, capsys):
+    from skimage.io import imsave
+
+    from segmentation.cli import main
+
+    gray, stained = images
+    model = atomic_save(add_route(_checkpoint(0), "stained", _checkpoint(1)), tmp_path / "m.pt")
+    imsave(tmp_path / "gray.png", gray, check_contrast=False)
+    imsave(tmp_path / "stained.png", stained, check_contrast=False)
+    out = tmp_path / "out"
+    args = ["segment", str(tmp_path / "gray.png"), str(tmp_path / "stained.png")]
+    assert main([*args, "--model", str(model), "--output", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("gray.png:") and "network" not in line for line in lines)
+    assert any(
+        line.startswith("stained.png:")
+        and line.endswith("(the model's network for stained tissue)")
+        for line in lines
+    )

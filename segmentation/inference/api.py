@@ -179,9 +179,13 @@ def _iterate(
             net, jobs = group[0].model, [p.job for p in group]
             run_network(net, jobs, group[0].settings, bar.update if by_tile else None)
 
+    routes = {id(net): kind for kind, net in model.routes.items()}
+
     def finished(item: _Pending) -> None:
         out = finish(item.model, item.job, item.settings, details)
         item.result.labels, item.result.details = out if details else (out, None)
+        if details:
+            item.result.details.network = routes.get(id(item.model), "main")
 
     def flush() -> Iterator[SegmentResult]:
         work = [p for p in pending if p.job is not None]

@@ -60,6 +60,9 @@ class SegmentDetails:
         timings: seconds spent in ``network`` (normalising tiles, forward passes, blending),
             ``decode`` (instance merging, post-processing, resizing back) and ``table`` (the
             per-nucleus scores and measurements).
+        network: which of the model's networks segmented the image: ``"main"``, or the kind of
+            image whose network of its own did (``"stained"``: the model's
+            :attr:`~segmentation.inference.SegmentationModel.routes`).
     """
 
     nuclei: pd.DataFrame
@@ -69,6 +72,7 @@ class SegmentDetails:
     tiles: int = 1
     views: int = 1
     timings: dict[str, float] = field(default_factory=dict)
+    network: str = "main"
 
 
 def nucleus_table(
