@@ -184,9 +184,11 @@ def validation_split(recipe: dict[str, Any], data_root: str) -> tuple[list, list
 SPLIT_KEYS = ("split", "val_fraction", "test_fraction", "split_seed", "groups")
 
 
-def stained_route(full: dict[str, Any], path: Path, args: argparse.Namespace) -> dict[str, Any]:
+def stained_route(
+    full: dict[str, Any], path: Path, args: argparse.Namespace
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """``full`` with the model file ``path`` as its network for stained tissue, and that network's
-    card entry as ``full["_route_card"]``. ShipError when it was trained on another split."""
+    card entry. ShipError when it was trained on another split."""
     route = read_checkpoint(path)
     if route.get("routes"):
         raise ShipError(f"--stained {path} has routes of its own; give a single network")
@@ -218,7 +220,7 @@ def stained_route(full: dict[str, Any], path: Path, args: argparse.Namespace) ->
         "training": training,
         "retrain": list(args.stained_retrain),
     }
-    return {**add_route(full, "stained", route), "_route_card": card}
+    return add_route(full, "stained", route), card
 
 
 def tune_route(
@@ -385,8 +387,7 @@ def ship(args: argparse.Namespace) -> dict[str, Any]:
     full = read_checkpoint(source)
     route_card = None
     if args.stained:
-        full = stained_route(full, Path(args.stained), args)
-        route_card = full.pop("_route_card")
+        full, route_card = stained_route(full, Path(args.stained), args)
     recipe_name, commands = check_recipe(args, full)
     samples, train, val, test = validation_split(full.get("recipe") or {}, args.data)
     if route_card and args.stained_thresholds == "tune":

@@ -112,7 +112,7 @@ def whole_image_view(
     if kind != "stained":
         return ImageView(options)
     network = model.for_image(square, options.stained_view)
-    route = "stained" if network is not model else None
+    route = kind if network is not model else None
     if (options.stained_view or recipe_stained_view(network.recipe)) != "hematoxylin":
         return ImageView(options, route)
     density = raw_hematoxylin(pixels.reshape(-1, 1, 3))
