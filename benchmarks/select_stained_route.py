@@ -13,23 +13,17 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import dataclasses
-
-import yaml
 
 from segmentation.datasets.nuclear_view import view_kind
 from segmentation.inference import load_model
-from segmentation.training.config import DataConfig
+from segmentation.training.config import load_config
 from segmentation.training.data import load_samples, split_three
 from segmentation.training.tuning import tune_model_thresholds
 
 
 def stained_validation(recipe: str, data_root: str) -> list:
     """The validation images of stained tissue of the recipe's split (extra data left out)."""
-    raw = yaml.safe_load(open(recipe))["data"]
-    fields = {f.name for f in dataclasses.fields(DataConfig)}
-    data = DataConfig(**{k: v for k, v in raw.items() if k in fields})
-    data.root, data.extra_train = data_root, []
+    data = load_config(recipe, [f"data.root={data_root}", "data.extra_train=[]"]).data
     _, val, _ = split_three(load_samples(data), data, extra=[])
     return [s for s in val if view_kind(s.image) == "stained"]
 
