@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import math
 from collections.abc import Sequence
 
 from segmentation.datasets.image_types import IMAGE_TYPES, image_type
 from segmentation.datasets.sample_type import Sample
+
+
+def matches_any(name: str, patterns: Sequence[str]) -> bool:
+    """Whether an image name matches one of the ``fnmatch`` patterns (case-sensitive), e.g.
+    ``matches_any("TCGA-06-0129_1", ["TCGA-*"])`` is True."""
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
 def _rank(seed: int, name: str) -> str:

@@ -63,6 +63,9 @@ class DataConfig:
             acquisition groups (:mod:`segmentation.datasets.groups`; needs ``test_fraction``).
         groups: CSV table of the acquisition groups (``name,group``) for ``split: group``; None
             computes them from the images.
+        holdout: ``fnmatch`` patterns of image names never read for training or validation, in
+            ``root`` and ``extra_train`` alike: held-out sources
+            (:mod:`segmentation.evaluation.heldout`), e.g. ``["TCGA-*", "Huh7_*"]``.
     """
 
     root: str = "sample"
@@ -84,6 +87,7 @@ class DataConfig:
     stained_view: str = "rgb"
     split: str = "random"
     groups: str | None = None
+    holdout: list[str] = field(default_factory=list)
 
 
 @dataclass

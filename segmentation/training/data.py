@@ -17,7 +17,8 @@ def load_samples(data: DataConfig) -> list[Sample]:
     """Read every annotated image named by ``data.root``, sorted by name.
 
     ``root`` may be ``"sample"`` (bundled), ``"synthetic"``, a packed ``.npz`` cache, a DSB2018
-    Kaggle-layout folder, or an image folder (with ``data.labels``).
+    Kaggle-layout folder, or an image folder (with ``data.labels``). Images whose names match a
+    ``data.holdout`` pattern are left out.
     """
     root = data.root
     if root == "sample":
@@ -49,10 +50,15 @@ def load_samples(data: DataConfig) -> list[Sample]:
 
             samples, _ = load_dsb(path)
     samples = sorted((s for s in samples if s.labels is not None), key=lambda s: s.name)
+    if data.holdout:
+        from segmentation.datasets.split import matches_any
+
+        samples = [s for s in samples if not matches_any(s.name, data.holdout)]
     if data.max_images is not None:
         samples = samples[: data.max_images]
     if not samples:
-        raise ValueError(f"data.root {root!r} holds no annotated images")
+        held = f" outside data.holdout {data.holdout}" if data.holdout else ""
+        raise ValueError(f"data.root {root!r} holds no annotated images{held}")
     return samples
 
 
@@ -149,7 +155,8 @@ def _split_groups(
 
     if data.groups is not None:
         groups = read_group_table(data.groups)
-        missing = [s.name for s in samples + (extra or []) if s.name not in groups]
+        # extra data sets only train: those outside the table join no split
+        missing = [s.name for s in samples if s.name not in groups]
         if missing:
             raise ValueError(
                 f"data.groups {data.groups!r} has no group for {len(missing)} image(s), e.g. "
