@@ -103,8 +103,9 @@ class TrainConfig:
         warmup_epochs: length of the linear warm-up, in epochs (may be fractional).
         step_epochs, step_gamma: the step schedule's period and factor.
         grad_clip: max gradient norm, or None.
-        amp: mixed precision (bfloat16 autocast) on CUDA; ignored on CPU.
-        channels_last: channels-last memory format on CUDA.
+        amp: mixed precision (bfloat16 autocast) on CUDA and on CPUs with native bfloat16 (AMX,
+            AVX512-BF16; :mod:`segmentation.training.precision`); float32 on other CPUs.
+        channels_last: channels-last memory format on CUDA, and on a CPU with bfloat16 autocast.
         seed: seeds Python, NumPy and torch, and the crops.
         val_every: validate every N epochs (and always after the last).
         max_minutes: stop training after this wall time (checked each epoch), or None.

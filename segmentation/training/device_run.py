@@ -5,7 +5,8 @@ seconds). In order:
 
 1. ``--measure S`` seconds each: crops/s of the data pipeline alone (the recipe's: ``tensor`` crops
    cut on the device, or the ``loader``'s CPU workers), and of the training step alone on one batch
-   already on the device (bf16 autocast and channels-last on CUDA, as the trainer runs it);
+   already on the device (bf16 autocast and channels-last where the device has them, as the
+   trainer runs it);
 2. trains the recipe (:func:`segmentation.training.fit.fit`) for ``--minutes`` of wall time,
    tunes the post-processing thresholds on the validation split;
 3. scores the model on the test split (``data.test_fraction``: e.g. the held-out acquisition
@@ -119,6 +120,7 @@ def measure_throughput(
     from segmentation.training.data import training_split
     from segmentation.training.engine import _to_device
     from segmentation.training.fit import build_optimizer, seed_everything
+    from segmentation.training.precision import autocast, uses_channels_last
     from segmentation.training.tensor_crops import crops_from_recipe
 
     d, t = config.data, config.train
@@ -143,15 +145,14 @@ def measure_throughput(
         rate = _cpu_loader_rate(config, train, cpu_loader_workers, seconds)
         out.update(cpu_loader_crops_per_s=rate, cpu_loader_workers=cpu_loader_workers)
     model = family.build(config.members()[0]).to(device)
-    cuda = device.type == "cuda"
-    if cuda and t.channels_last:
+    if uses_channels_last(device, t.channels_last, t.amp):
         model = model.to(memory_format=torch.channels_last)
         images = images.contiguous(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, config)
     model.train()
 
     def train_step() -> None:
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and t.amp):
+        with autocast(device, t.amp):
             total = family.training_loss(model, images, targets)["total"]
         optimizer.zero_grad(set_to_none=True)
         total.backward()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -11,6 +10,7 @@ import torch
 from tqdm import tqdm
 
 from segmentation.datasets.sample_type import Sample
+from segmentation.training.precision import autocast, uses_channels_last
 
 
 def _to_device(targets: Any, device: torch.device) -> Any:
@@ -48,8 +48,8 @@ def train_one_epoch(
     sums: dict[str, torch.Tensor] = {}  # summed on the device
     steps = crops = 0
     start = time.perf_counter()
-    use_amp = amp and device.type == "cuda"
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else nullcontext()
+    step_autocast = autocast(device, amp)
+    channels_last = uses_channels_last(device, channels_last, amp)
     waited = 0.0
     batches = iter(tqdm(loader, desc=desc, disable=not progress, leave=False))
     while True:
@@ -60,10 +60,10 @@ def train_one_epoch(
             break
         waited += time.perf_counter() - ready
         images = images.to(device, non_blocking=True)
-        if channels_last and device.type == "cuda":
+        if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         targets = _to_device(targets, device)
-        with autocast:
+        with step_autocast:
             losses = family.training_loss(model, images, targets)
         total = losses["total"]
         # on CUDA a per-step check would wait for the GPU every step: check every 32 steps

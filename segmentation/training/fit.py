@@ -33,6 +33,7 @@ from segmentation.training.config import Config
 from segmentation.training.data import make_loader, prepared_images, training_split
 from segmentation.training.engine import predict_validation, score_raw, train_one_epoch
 from segmentation.training.init_weights import initial_state, load_initial_weights
+from segmentation.training.precision import uses_channels_last
 from segmentation.training.run_folder import check_run_folder, clean_run_folder, write_metrics
 from segmentation.training.tensor_crops import TensorCrops, crops_from_recipe
 from segmentation.training.tuning import tune_thresholds
@@ -165,7 +166,7 @@ def fit_member(
     seed = t.seed + 1000 * index
     seed_everything(seed)
     model = family.build(member_config).to(device)
-    if t.channels_last and device.type == "cuda":
+    if uses_channels_last(device, t.channels_last, t.amp):
         model = model.to(memory_format=torch.channels_last)
     if d.pipeline == "tensor":
         seed_rank = seed + 7919 * info.rank  # each DDP rank draws its own crops
