@@ -68,3 +68,28 @@ def test_a_file_that_does_not_fit_is_refused_before_training(
     with pytest.raises(ConfigError, match=message):
         fit(config, callbacks=[rows.append])
     assert rows == []  # nothing trained
+
+
+def test_init_route_starts_from_the_routes_network(tmp_path):
+    recipe = CONFIG_DIR / "default_unet.yaml"
+    extra = [*STILL, "train.init=default", "train.init_route=stained"]
+    tuned = fit(tiny_config(recipe, tmp_path / "route", extra))
+    route = read_checkpoint(default_model_path())["routes"]["stained"]["members"][0]
+    main = _parameters(default_model_path())
+    after = _parameters(tuned)
+    wanted = {k: v.float() for k, v in route["state_dict"].items() if k in main}
+    for name, value in wanted.items():
+        torch.testing.assert_close(after[name], value, rtol=1e-3, atol=1e-4, msg=name)
+    assert any(not torch.equal(wanted[n], main[n]) for n in wanted if wanted[n].numel() > 1)
+
+
+def test_init_route_that_the_file_lacks_is_refused(tmp_path, finished_run):
+    extra = [f"train.init={finished_run}", "train.init_route=stained"]
+    config = tiny_config(CONFIG_DIR / "tiny_unet.yaml", tmp_path / "r", extra)
+    with pytest.raises(ConfigError, match="has no 'stained' route .it has no routes"):
+        fit(config)
+
+
+def test_init_route_without_init_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="set train.init"):
+        tiny_config(CONFIG_DIR / "tiny_unet.yaml", tmp_path / "r", ["train.init_route=stained"])

@@ -117,6 +117,8 @@ class TrainConfig:
         init: start from the weights of a model file (fine-tuning): its path, or ``default``
             for the shipped default model; None trains from scratch (or from the encoder's
             published weights). See :mod:`segmentation.training.init_weights`.
+        init_route: start from the network of that file's route instead of its main network
+            (``stained``: the default model's network for stained tissue).
     """
 
     epochs: int = 50
@@ -141,6 +143,7 @@ class TrainConfig:
     member: int | None = None
     progress: bool = True
     init: str | None = None
+    init_route: str | None = None
 
 
 @dataclass
@@ -299,6 +302,11 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
         raise ConfigError(
             f"data.pipeline tensor needs targets that are plain maps (family unet), not "
             f"{config.family!r}; use data.pipeline loader"
+        )
+    if config.train.init_route is not None and config.train.init is None:
+        raise ConfigError(
+            f"train.init_route {config.train.init_route!r} names a route of the train.init "
+            "model file: set train.init (e.g. default) or drop train.init_route"
         )
     if config.data.split == "group" and config.data.test_fraction <= 0:
         raise ConfigError(

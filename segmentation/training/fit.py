@@ -200,9 +200,12 @@ def fit_member(
         print(f"member {index}: no {last_path} yet, training it from epoch 1", flush=True)
     if t.init and not (resume and last_path.exists()):
         members = len(config.members())
-        source = load_initial_weights(model, t.init, config.family, member_config, index, members)
+        source = load_initial_weights(
+            model, t.init, config.family, member_config, index, members, t.init_route
+        )
         if info.is_main:
-            print(f"member {index}: starting from the weights of {source}", flush=True)
+            route = f" ({t.init_route} route)" if t.init_route else ""
+            print(f"member {index}: starting from the weights of {source}{route}", flush=True)
     train_model = model
     if info.enabled:
         ids = [device.index] if device.type == "cuda" else None
@@ -417,7 +420,14 @@ def fit(
         check_run_folder(config, indices, resume=resume, overwrite=overwrite)
         if config.train.init:  # a file that does not fit fails now, not after a member's training
             for i in indices:
-                initial_state(config.train.init, config.family, config.members()[i], i, n)
+                initial_state(
+                    config.train.init,
+                    config.family,
+                    config.members()[i],
+                    i,
+                    n,
+                    config.train.init_route,
+                )
         distributed.barrier(info)  # every rank has looked before the main one removes anything
         if info.is_main:
             only = indices if config.train.member is not None else None

@@ -52,7 +52,12 @@ def _network_keys(family: Any, config: dict[str, Any]) -> dict[str, Any]:
 
 
 def initial_state(
-    init: str, family_name: str, member_config: dict[str, Any], index: int, members: int
+    init: str,
+    family_name: str,
+    member_config: dict[str, Any],
+    index: int,
+    members: int,
+    route: str | None = None,
 ) -> tuple[dict[str, torch.Tensor], list[str]]:
     """The weights that ensemble member ``index`` of a recipe starts from.
 
@@ -63,6 +68,8 @@ def initial_state(
         index: the member's index; ``members``: how many the recipe trains. A file with one
             member initialises every member; otherwise it must have ``members`` members, taken
             in order.
+        route: ``train.init_route``: start from the file's network for that kind of image
+            (``"stained"``) instead of its main network.
 
     Returns:
         ``(state_dict, missing)``: float32 CPU tensors to load with ``strict=False``, and the
@@ -77,6 +84,15 @@ def initial_state(
 
     path = init_path(init)
     ckpt = read_checkpoint(path)
+    if route is not None:
+        routes = ckpt.get("routes") or {}
+        if route not in routes:
+            have = f"its routes: {', '.join(routes)}" if routes else "it has no routes"
+            raise ConfigError(
+                f"train.init_route: {str(path)!r} has no {route!r} route ({have}); drop "
+                "train.init_route to start from its main network"
+            )
+        ckpt = routes[route]
     if ckpt["family"] != family_name:
         raise ConfigError(
             f"train.init: {str(path)!r} is a {ckpt['family']} model and this recipe trains "
@@ -110,6 +126,7 @@ def load_initial_weights(
     member_config: dict[str, Any],
     index: int,
     members: int,
+    route: str | None = None,
 ) -> Path:
     """Load :func:`initial_state` into ``model`` (in place); returns the file's path.
 
@@ -117,7 +134,7 @@ def load_initial_weights(
         ConfigError: see :func:`initial_state`, or the weights do not fit the network (a
             missing weight that the file did not prune, or a shape that differs).
     """
-    state, pruned = initial_state(init, family_name, member_config, index, members)
+    state, pruned = initial_state(init, family_name, member_config, index, members, route)
     path = init_path(init)
     own = model.state_dict()
     state = {k: v.to(own[k].dtype) if k in own else v for k, v in state.items()}
