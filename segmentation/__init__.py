@@ -1,8 +1,9 @@
 """Nucleus instance segmentation toolkit.
 
->>> from segmentation import segment, load_model  # doctest: +SKIP
+>>> from segmentation import finetune, segment, load_model  # doctest: +SKIP
 >>> labels = segment(image)  # doctest: +SKIP
 >>> labels = segment(image, model="runs/unet/model.pt")  # doctest: +SKIP
+>>> model = finetune("my_images/", "my_masks/", minutes=10, output="mine.pt")  # doctest: +SKIP
 
 ``labels`` is an ``(H, W)`` int32 image, 0 = background; with no ``model`` the default model that
 ships inside the package is used (see :func:`segmentation.inference.load_default_model`).
@@ -16,6 +17,7 @@ __version__ = "0.1.0"
 __all__ = [
     "SegmentOptions",
     "SegmentationModel",
+    "finetune",
     "load_default_model",
     "load_model",
     "segment",
@@ -26,6 +28,10 @@ _LAZY = ("SegmentOptions", "SegmentationModel", "load_default_model", "load_mode
 
 
 def __getattr__(name: str):
+    if name == "finetune":  # adapt a model to a few annotated images
+        from segmentation.training.finetune import finetune
+
+        return finetune
     if name == "segment_large":  # images larger than memory, on Dask
         from segmentation.large import segment_large
 

@@ -1,4 +1,5 @@
-"""``segmentation`` command line: train | segment | evaluate | pack | benchmark | demo.
+"""``segmentation`` command line: train | finetune | segment | segment-large | evaluate | pack |
+benchmark | demo.
 
 Each subcommand lives next to what it drives and exposes ``add_parser(subparsers)``, which
 registers the subcommand and sets ``func(args) -> int``.
@@ -13,6 +14,7 @@ import sys
 #: subcommand modules, in the order ``--help`` lists them.
 SUBCOMMANDS = (
     "segmentation.training.cli_train",
+    "segmentation.training.cli_finetune",
     "segmentation.cli_segment",
     "segmentation.cli_large",
     "segmentation.evaluation.cli_evaluate",

@@ -1,0 +1,99 @@
+"""``segmentation finetune``: bad input refused before any training, and a short run that writes an
+ordinary model file (the fine-tuned network in place, a card naming the base model)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from segmentation.cli import main
+from segmentation.datasets.io import write_labels
+from segmentation.datasets.synthetic import synthetic_nuclei
+from segmentation.inference import load_model, segment
+from segmentation.inference.default import default_model_path
+from segmentation.models.registry import get_family
+from segmentation.training.checkpoint import atomic_save, make_checkpoint, read_checkpoint
+from segmentation.training.finetune import finetune, split_for_validation
+
+
+def _folders(tmp_path, n_images=2, nuclei=14, shape=(160, 160)):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    for i in range(n_images):
+        sample = synthetic_nuclei(shape, nuclei, seed=i, radius_range=(7, 11))
+        Image.fromarray(sample.image[..., 0]).save(images / f"img{i}.png")
+        write_labels(masks / f"img{i}_masks.tif", sample.labels)
+    return images, masks
+
+
+def test_the_held_out_part_is_the_end_of_the_longer_side():
+    sample = synthetic_nuclei((100, 300), 10, seed=0)
+    train, val = split_for_validation(sample, 0.2)
+    assert train.image.shape[:2] == (100, 240) and val.labels.shape == (100, 60)
+    np.testing.assert_array_equal(np.concatenate([train.labels, val.labels], 1), sample.labels)
+
+
+def test_too_few_nuclei_are_refused_before_training(tmp_path):
+    images, masks = _folders(tmp_path, n_images=1, nuclei=6)
+    with pytest.raises(ValueError, match="hold .* annotated nuclei in all; annotate at least 20"):
+        finetune(images, masks, minutes=0.01, progress=False)
+
+
+def test_a_model_of_another_family_is_refused(tmp_path):
+    images, masks = _folders(tmp_path)
+    config = {"encoder": "resnet18", "encoder_depth": 3}
+    net = get_family("fpn").build(config)
+    ckpt = make_checkpoint(
+        family="fpn",
+        members=[{"config": config, "state_dict": net.state_dict()}],
+        thresholds={},
+        metrics={},
+        recipe={},
+    )
+    path = atomic_save(ckpt, tmp_path / "fpn.pt")
+    with pytest.raises(ValueError, match="is a fpn model; fine-tuning adapts U-Net models"):
+        finetune(images, masks, model=path, minutes=0.01, progress=False)
+
+
+def test_bad_arguments_are_refused(tmp_path):
+    images, masks = _folders(tmp_path)
+    with pytest.raises(ValueError, match="minutes must be above 0"):
+        finetune(images, masks, minutes=0, progress=False)
+    with pytest.raises(ValueError, match="one label image per image"):
+        finetune([np.zeros((64, 64), np.uint8)], [], progress=False)
+    assert main(["finetune", str(images), str(masks), "--output", str(tmp_path / "x.tif")]) == 2
+
+
+def test_a_short_finetune_writes_a_model_file_that_segments(tmp_path, capsys):
+    images, masks = _folders(tmp_path)
+    out = tmp_path / "mine.pt"
+    code = main(
+        ["finetune", str(images), str(masks), "--output", str(out), "--minutes", "0.05"]
+        + ["--device", "cpu", "--no-progress"]
+    )
+    assert code == 0 and "wrote" in capsys.readouterr().out
+    ckpt = read_checkpoint(out)  # checksummed
+    card = ckpt["model_card"]
+    assert card["finetuned_from"] == "the default model" and card["network"] == "main"
+    assert card["images"] == ["img0", "img1"] and card["nuclei"] > 20 and card["epochs"] >= 1
+    assert set(card["held_out_parts"]) == {"score_before", "score_after"}
+    shipped = read_checkpoint(default_model_path())
+    assert "stained" in ckpt["routes"]  # the other network is kept, unchanged
+    route, before = ckpt["routes"]["stained"]["members"][0], shipped["routes"]["stained"]
+    assert all(
+        torch.equal(v, before["members"][0]["state_dict"][k])
+        for k, v in route["state_dict"].items()
+    )
+    main_before = shipped["members"][0]["state_dict"]
+    changed = [
+        k for k, v in ckpt["members"][0]["state_dict"].items() if not torch.equal(v, main_before[k])
+    ]
+    assert changed  # the main network trained
+    model = load_model(out, "cpu")
+    labels = segment(synthetic_nuclei((128, 128), 10, seed=5).image, model)
+    assert labels.shape == (128, 128) and labels.max() > 0
+    weights = ckpt["members"][0]["state_dict"]
+    assert all(v.dtype == torch.float16 for v in weights.values() if v.is_floating_point())
