@@ -67,3 +67,23 @@ def test_gray_images_are_untouched_and_bad_views_are_named():
         nuclear_view(gray, "eosin")
     with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
         hematoxylin(gray)
+
+
+def test_densely_packed_stained_tissue_is_stained_not_a_composite():
+    # nuclei over most of the tile, no bright background (as dense H&E tumour tiles): the gray
+    # images' background rule calls it dark, but every channel carries light (no composite)
+    from segmentation.datasets.image_types import BRIGHT_BACKGROUND, appearance
+    from segmentation.datasets.nuclear_view import COMPOSITE_FLOOR, channel_floor
+
+    rng = np.random.default_rng(0)
+    tile = np.empty((96, 96, 3), np.float32)
+    tile[:] = (225, 140, 195)  # eosin-pink stroma
+    nuclei = rng.random((96, 96)) < 0.85
+    tile[nuclei] = (120, 75, 160)  # haematoxylin-purple nuclei, as in dense TCGA tiles
+    tile[nuclei & (rng.random((96, 96)) < 0.03)] = (45, 20, 80)  # dense chromatin
+    tile[:2, :2] = 250  # a speck of glass
+    dense = np.clip(tile + rng.normal(0, 6, tile.shape), 0, 255).astype(np.uint8)
+    _, background = appearance(dense)
+    assert background < BRIGHT_BACKGROUND  # no bright background: a gray image's rule says dark
+    assert channel_floor(dense) > COMPOSITE_FLOOR
+    assert view_kind(dense) == "stained"
