@@ -64,3 +64,55 @@ def test_segment_rescales_small_nuclei_and_the_users_diameter_wins():
 def test_the_second_pass_never_zooms_more_than_max_zoom():
     fragments = _disks(1.0, n=9, size=60)  # an untrained model's specks: estimate ~2 px
     assert rescale_diameter(fragments, 18.0) == pytest.approx(18.0 / MAX_ZOOM)
+
+
+def test_with_a_size_model_fragments_of_large_nuclei_are_caught():
+    from segmentation.inference.diameter import (
+        FRAGMENTS,
+        SIZE_FRAGMENTED,
+        SIZE_LARGE,
+        choose_diameter,
+    )
+
+    ref = 18.0
+    # without a size model: pieces of the training size keep the first pass
+    assert choose_diameter(20.0, ref) is None
+    # the size model reads 50 px where the masks found 20 px pieces: segmented again at 50
+    assert choose_diameter(20.0, ref, 50.0) == pytest.approx(50.0)
+    # masks and size model agree on large, whole nuclei: kept up to SIZE_LARGE, shrunk beyond
+    assert choose_diameter(45.0, ref, 50.0) is None
+    assert choose_diameter(ref * SIZE_LARGE * 1.05, ref, 50.0) == pytest.approx(ref * MAX_ZOOM)
+    # a size model that reads nuclei below SIZE_FRAGMENTED x never shrinks: the masks decide
+    assert choose_diameter(10.0, ref, ref * SIZE_FRAGMENTED * 0.95) == pytest.approx(10.0)
+    assert choose_diameter(14.0, ref, ref * SIZE_FRAGMENTED) is None
+    # no nucleus found but large ones read: the size model's estimate, clipped
+    assert choose_diameter(None, ref, 500.0) == pytest.approx(ref * MAX_ZOOM)
+    assert choose_diameter(50.0 / FRAGMENTS + 0.1, ref, 50.0) is None  # not fragments: agree
+
+
+def _sized(model_file, tmp_path, diameter: float):
+    """``model_file`` with a size model that reads every image as nuclei of ``diameter`` px."""
+    from segmentation.inference import load_model
+    from segmentation.inference.size_model import SizeModel
+    from segmentation.training.checkpoint import atomic_save, read_checkpoint
+
+    ckpt = read_checkpoint(model_file)
+    ckpt["size_model"] = SizeModel(np.zeros(192), np.zeros(192), np.log(diameter), {}).to_dict()
+    return load_model(atomic_save(ckpt, tmp_path / "sized.pt"), "cpu")
+
+
+def test_segment_shrinks_fragmented_large_nuclei_by_the_size_model(model_file, tmp_path):
+    # the seeded untrained network finds specks; a size model that reads 54 px nuclei says the
+    # specks are fragments: the image is segmented again, shrunk to the training size
+    image = synthetic_nuclei((128, 128), 12, seed=3).image
+    large = _sized(model_file, tmp_path, 54.0)
+    _, details = segment(image, large, return_details=True)
+    assert details.scale == pytest.approx(18.0 / 54.0)
+    _, given = segment(image, large, diameter=18.0, return_details=True)
+    assert given.scale == 1.0  # the user's diameter wins
+    _, off = segment(image, large, options=SegmentOptions(auto_diameter=False), return_details=True)
+    assert off.scale == 1.0
+    near = _sized(model_file, tmp_path, 20.0)  # near the training size: the masks decide, as
+    _, kept = segment(image, near, return_details=True)  # for a model without a size model
+    _, unsized = segment(image, model_file, return_details=True)
+    assert kept.scale == unsized.scale

@@ -23,6 +23,7 @@ from segmentation.inference.model import (
     resolve_device,
 )
 from segmentation.inference.options import SegmentOptions, merge_options, pick_tile_size
+from segmentation.inference.size_model import estimate_size
 from segmentation.inference.transforms import views_from_names
 from segmentation.models.base import thresholds_from_dict
 
@@ -134,6 +135,7 @@ class _Pending:
     job: Job | None = None
     model: SegmentationModel | None = None
     settings: Settings | None = None
+    size: float | None = None  # the size model's estimate of the nuclei's diameter
 
 
 def _iterate(
@@ -181,6 +183,12 @@ def _iterate(
 
     routes = {id(net): kind for kind, net in model.routes.items()}
 
+    def size_estimate(entry: _Pending) -> float | None:
+        """The network's size model's reading of the image, when the diameter is estimated."""
+        if not entry.settings.options.estimates_diameter or entry.model.size_model is None:
+            return None
+        return estimate_size(entry.model, entry.model.prepare(entry.result.image))
+
     def finished(item: _Pending) -> None:
         out = finish(item.model, item.job, item.settings, details)
         item.result.labels, item.result.details = out if details else (out, None)
@@ -196,7 +204,9 @@ def _iterate(
             finished(item)
             if item.settings.options.estimates_diameter:
                 reference = item.settings.options.reference_diameter
-                diameter = rescale_diameter(item.result.labels, reference)
+                diameter = rescale_diameter(
+                    item.result.labels, reference, size_estimate=item.size
+                )
                 if diameter is not None:
                     again = replace(
                         item.settings, options=replace(item.settings.options, diameter=diameter)
@@ -220,6 +230,7 @@ def _iterate(
             else:
                 entry.model = model.for_image(entry.result.image, options.stained_view)
                 entry.settings = settings_of(entry.model)
+                entry.size = size_estimate(entry)
                 entry.job = make_job(entry.model, entry.result.image, entry.settings)
             pending.append(entry)
             pixels += (

@@ -14,6 +14,16 @@ half size the estimate recovers 117 % of what the true diameter gains, +0.044), 
 large nuclei to the training size hurts even with the true diameter (-0.003 at double size,
 -0.044 at the images' own sizes), so large nuclei keep their scale up to :data:`BAND_LARGE` (a
 guard beyond the measured range, where nuclei outgrow the training crops).
+
+With a size model (:mod:`.size_model`: the diameter read from the network's features, which does
+not believe fragments), the rule also catches the first pass that cuts large nuclei into pieces of
+about the training size (:func:`choose_diameter`): when the masks' estimate is below the size
+model's by more than :data:`FRAGMENTS` and the size model reads more than :data:`SIZE_FRAGMENTED`
+times the training diameter, the image is segmented again at the size model's estimate; nuclei the
+first pass found whole are shrunk from :data:`SIZE_LARGE` times the training diameter on. Chosen
+on the validation images resized by 0.33-3 (``benchmarks/bench_size.py --sources validation``,
+docs/benchmarks.md "Nucleus size from a third to three times"), where it costs 0.002 at their own
+size and gains 0.017 at double and 0.049 at triple size over the masks' rule alone.
 """
 
 from __future__ import annotations
@@ -29,6 +39,14 @@ MIN_NUCLEI = 5
 #: The second pass resizes by at most this factor either way (a first pass of fragments, e.g. from
 #: an untrained model, must not blow a large image up).
 MAX_ZOOM = 3.0
+#: With a size model: the first pass fragmented the nuclei when its masks' estimate is below the
+#: size model's divided by this ...
+FRAGMENTS = 1.25
+#: ... and then the image is segmented again at the size model's estimate when it is above
+#: ``reference * SIZE_FRAGMENTED``;
+SIZE_FRAGMENTED = 2.0
+#: whole nuclei are shrunk from ``reference * SIZE_LARGE`` on (instead of :data:`BAND_LARGE`).
+SIZE_LARGE = 3.0
 
 
 def estimate_diameter(labels: np.ndarray, min_nuclei: int = MIN_NUCLEI) -> float | None:
@@ -49,12 +67,46 @@ def estimate_diameter(labels: np.ndarray, min_nuclei: int = MIN_NUCLEI) -> float
     return float(np.median(2.0 * np.sqrt(areas / np.pi)))
 
 
+def choose_diameter(
+    estimate: float | None,
+    reference: float,
+    size_estimate: float | None = None,
+    small: float = BAND_SMALL,
+    large: float = BAND_LARGE,
+) -> float | None:
+    """The diameter to segment again with, from the estimates, or ``None`` to keep the first pass.
+
+    Args:
+        estimate: the median diameter of the first pass's masks (``None``: too few nuclei).
+        reference: the model's training diameter (pixels).
+        size_estimate: the size model's estimate (``None``: the network has no size model).
+        small, large: without a size model, keep the pass when ``estimate`` lies within
+            ``[reference / small, reference * large]``; with one, ``large`` is
+            :data:`SIZE_LARGE`.
+
+    Returns:
+        ``size_estimate`` when the first pass fragmented large nuclei (module docstring), else
+        ``estimate`` when it lies outside the band, clipped to ``[reference / MAX_ZOOM,
+        reference * MAX_ZOOM]``; else ``None``.
+    """
+    low, high = reference / MAX_ZOOM, reference * MAX_ZOOM
+    if size_estimate is not None:
+        fragmented = estimate is None or estimate < size_estimate / FRAGMENTS
+        if fragmented and size_estimate > reference * SIZE_FRAGMENTED:
+            return float(np.clip(size_estimate, low, high))
+        large = SIZE_LARGE
+    if estimate is None or reference / small <= estimate <= reference * large:
+        return None
+    return float(np.clip(estimate, low, high))
+
+
 def rescale_diameter(
     labels: np.ndarray,
     reference: float,
     small: float = BAND_SMALL,
     large: float = BAND_LARGE,
     min_nuclei: int = MIN_NUCLEI,
+    size_estimate: float | None = None,
 ) -> float | None:
     """The diameter to segment again with, or ``None`` to keep this pass.
 
@@ -62,14 +114,12 @@ def rescale_diameter(
         labels: ``(H, W)`` labels of the first pass, at the image's own scale.
         reference: the model's training diameter (pixels).
         small, large: keep the pass when the estimate lies within ``[reference / small,
-            reference * large]``.
+            reference * large]`` (see :func:`choose_diameter`).
         min_nuclei: fewest nuclei that give an estimate.
+        size_estimate: the network's size model's estimate for the image, if it has one.
 
     Returns:
-        The estimated diameter in pixels, clipped to ``[reference / MAX_ZOOM, reference *
-        MAX_ZOOM]``, when it lies outside that range, else ``None``.
+        :func:`choose_diameter` of the labels' :func:`estimate_diameter`.
     """
     estimate = estimate_diameter(labels, min_nuclei)
-    if estimate is None or reference / small <= estimate <= reference * large:
-        return None
-    return float(np.clip(estimate, reference / MAX_ZOOM, reference * MAX_ZOOM))
+    return choose_diameter(estimate, reference, size_estimate, small, large)

@@ -105,6 +105,8 @@ class SegmentationModel:
         device: where the networks run.
         routes: kinds of image that have a network of their own (``{"stained": model}`` sends
             stained tissue to ``model``; see :meth:`for_image`), empty for most models.
+        size_model: the network's :class:`~segmentation.inference.size_model.SizeModel` (the
+            nuclei's diameter read from its features), or ``None``.
     """
 
     def __init__(
@@ -118,6 +120,7 @@ class SegmentationModel:
         device: str | torch.device = "auto",
         model_card: dict[str, Any] | None = None,
         routes: dict[str, SegmentationModel] | None = None,
+        size_model: Any = None,
     ):
         if not members:
             raise ValueError("a model needs at least one network")
@@ -130,6 +133,7 @@ class SegmentationModel:
         self.recipe = recipe or {}
         self.model_card = ModelCard(model_card or {})
         self.routes = {kind: route.to(self.device) for kind, route in (routes or {}).items()}
+        self.size_model = size_model
 
     @classmethod
     def from_checkpoint(cls, ckpt: dict[str, Any], device: str | torch.device = "auto"):
@@ -148,6 +152,11 @@ class SegmentationModel:
                 )
             members.append(net)
         routes = {k: cls.from_checkpoint(r, device) for k, r in (ckpt.get("routes") or {}).items()}
+        size_model = None
+        if ckpt.get("size_model"):
+            from segmentation.inference.size_model import SizeModel
+
+            size_model = SizeModel.from_dict(ckpt["size_model"])
         return cls(
             ckpt["family"],
             members,
@@ -158,6 +167,7 @@ class SegmentationModel:
             device,
             ckpt.get("model_card"),
             routes,
+            size_model,
         )
 
     @property

@@ -278,7 +278,7 @@ def segment_block(job: BlockJob, index: tuple[int, int], model: Any) -> BlockRes
     return BlockResult(index, kept, False, time.perf_counter() - began)
 
 
-def pilot_labels(job: BlockJob, box: Box, model: Any) -> np.ndarray:
+def pilot_labels(job: BlockJob, box: Box, model: Any) -> tuple[np.ndarray, float | None]:
     """Segment one window at the image's own scale, for the automatic nucleus size (a Dask task).
 
     Args:
@@ -287,13 +287,26 @@ def pilot_labels(job: BlockJob, box: Box, model: Any) -> np.ndarray:
         model: as for :func:`segment_block`.
 
     Returns:
-        ``(h, w)`` int32 labels of the nuclei that do not touch the window's edge.
+        ``(labels, size)``: ``(h, w)`` int32 labels of the nuclei that do not touch the window's
+        edge, and the diameter the network's size model reads in the window (pixels; ``None``
+        without a size model, :mod:`segmentation.inference.size_model`).
     """
     from skimage.segmentation import clear_border
+
+    from segmentation.inference.engine import finish, make_job, run_network
+    from segmentation.inference.inputs import normalized_window
+    from segmentation.inference.size_model import estimate_size
 
     model = block_network(job, model)
     options = replace(job.options, scale=None, diameter=None, auto_diameter=False)
     settings = _settings(job, model, options)
     image = read_window(job.source, box, job.options.channel)
     seen = block_view(job, image)
-    return clear_border(segment_window(model, settings, image, job.lo, job.hi, False, seen))
+    window = make_job(model, image, settings, intensity=(job.lo, job.hi), seen=seen)
+    run_network(model, [window], settings)
+    labels = clear_border(finish(model, window, settings, False))
+    size = None
+    if model.size_model is not None:
+        chw = normalized_window(window.image, job.lo, job.hi, 0, 0, *window.image.shape[:2])
+        size = estimate_size(model, chw)
+    return labels, size

@@ -205,7 +205,9 @@ def _statistics(client, source, grid, options, progress) -> ImageStats:
 
 
 def _diameter(client, job, stats, model_arg, progress) -> float | None:
-    """The nucleus diameter to segment every block at, or ``None`` to keep the image's scale."""
+    """The nucleus diameter to segment every block at, or ``None`` to keep the image's scale:
+    decided from the pilot windows' masks and their size model's readings (median) as
+    ``segment()`` decides for a whole image (:mod:`segmentation.inference.diameter`)."""
     from segmentation.inference.diameter import rescale_diameter
 
     picks = [i for i in stats.busiest(PILOT_BLOCKS) if stats.spread[i] > 0]
@@ -220,12 +222,14 @@ def _diameter(client, job, stats, model_arg, progress) -> float | None:
     calls = [(job, box, model_arg) for box in boxes]
     found = _run(client, pilot_labels, calls, "nucleus size", progress)
     canvas = np.zeros((max(b.shape[0] for b in boxes), sum(b.shape[1] for b in boxes)), np.int64)
+    sizes = [size for _, size in found if size is not None]
     x, offset = 0, 0
-    for labels in found:
+    for labels, _ in found:
         h, w = labels.shape
         canvas[:h, x : x + w] = np.where(labels > 0, labels + offset, 0)
         x, offset = x + w, offset + int(labels.max(initial=0))
-    return rescale_diameter(canvas, job.options.reference_diameter)
+    size = float(np.median(sizes)) if sizes else None
+    return rescale_diameter(canvas, job.options.reference_diameter, size_estimate=size)
 
 
 def _luts(resolution, offsets, counts, grid, index) -> dict:

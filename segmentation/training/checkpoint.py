@@ -137,7 +137,7 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
 
 def _with_checksums(ckpt: dict[str, Any]) -> dict[str, Any]:
     """``ckpt`` with fresh checksums (a stale one of a dropped training state removed)."""
-    out = {k: v for k, v in ckpt.items() if k != checksum.STATE_KEY}
+    out = {k: v for k, v in ckpt.items() if k not in (checksum.STATE_KEY, checksum.SIZE_KEY)}
     out.update(checksum.checksums(ckpt))
     if out.get("routes"):
         out["routes"] = {k: _with_checksums(r) for k, r in out["routes"].items()}
@@ -346,7 +346,7 @@ def add_route(ckpt: dict[str, Any], kind: str, route: dict[str, Any]) -> dict[st
         raise ValueError(f"kind must be one of {ROUTE_KINDS}, got {kind!r}")
     if not isinstance(route, dict) or route.get("format") != FORMAT:
         raise ValueError("route must be a checkpoint dict (read_checkpoint of a model file)")
-    dropped = ("training_state", "model_card", "routes", checksum.WEIGHTS_KEY, checksum.STATE_KEY)
+    dropped = ("training_state", "model_card", "routes", *checksum.KEYS)
     clean = {key: value for key, value in route.items() if key not in dropped}
     clean["training_state"] = None
     return {**ckpt, "routes": {**(ckpt.get("routes") or {}), kind: clean}}

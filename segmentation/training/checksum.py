@@ -34,6 +34,8 @@ import torch
 #: Checkpoint keys holding the checksums.
 WEIGHTS_KEY = "weights_sha256"
 STATE_KEY = "training_state_sha256"
+SIZE_KEY = "size_model_sha256"
+KEYS = (WEIGHTS_KEY, STATE_KEY, SIZE_KEY)
 
 
 def _feed_tensor(h: Any, name: str, tensor: torch.Tensor) -> None:
@@ -88,10 +90,15 @@ def state_sha256(state: Any) -> str:
 
 def checksums(ckpt: dict[str, Any]) -> dict[str, str]:
     """The checksum entries a checkpoint dict is written with: ``weights_sha256`` and, when it
-    has a training state, ``training_state_sha256``."""
+    has a training state, ``training_state_sha256``, and when it has a size model,
+    ``size_model_sha256``."""
     out = {WEIGHTS_KEY: weights_sha256(ckpt["members"])}
     if ckpt.get("training_state") is not None:
         out[STATE_KEY] = state_sha256(ckpt["training_state"])
+    if ckpt.get("size_model") is not None:
+        h = hashlib.sha256()
+        _feed_value(h, "size_model", ckpt["size_model"])
+        out[SIZE_KEY] = h.hexdigest()
     return out
 
 
@@ -99,8 +106,13 @@ def mismatched(ckpt: dict[str, Any]) -> list[str]:
     """The checksum keys of a loaded checkpoint whose stored digest differs from its content's
     (``[]`` when all match or none is stored; see :func:`has_checksum`)."""
     expected = checksums(ckpt)
+    # a checksummed file with a size model must carry its checksum too
+    size_expected = SIZE_KEY in expected and WEIGHTS_KEY in ckpt
     return [
-        key for key in (WEIGHTS_KEY, STATE_KEY) if key in ckpt and ckpt[key] != expected.get(key)
+        key
+        for key in KEYS
+        if (key in ckpt or (key == SIZE_KEY and size_expected))
+        and ckpt.get(key) != expected.get(key)
     ]
 
 

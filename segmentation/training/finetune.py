@@ -95,21 +95,16 @@ def _base(model: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
 
 
 def _at_model_scale(sample: Sample, reference: float, sized: bool) -> tuple[Sample, float]:
-    """The sample resized as ``segment()`` would resize its image, from its masks' diameter."""
-    from segmentation.inference.diameter import (
-        BAND_LARGE,
-        BAND_SMALL,
-        MAX_ZOOM,
-        SHRINK_ABOVE,
-        estimate_diameter,
-    )
+    """The sample resized as ``segment()`` would resize its image, its masks' diameter taken for
+    the estimates (of the masks and, when the network has one, of its size model)."""
+    from segmentation.inference.diameter import choose_diameter, estimate_diameter
     from segmentation.inference.inputs import resize_image, resize_labels, scaled_shape
 
     diameter = estimate_diameter(sample.labels, min_nuclei=1)
-    large = reference * (SHRINK_ABOVE if sized else BAND_LARGE)
-    if diameter is None or reference / BAND_SMALL <= diameter <= large:
+    chosen = choose_diameter(diameter, reference, diameter if sized else None)
+    if chosen is None:
         return sample, 1.0
-    factor = reference / float(np.clip(diameter, reference / MAX_ZOOM, reference * MAX_ZOOM))
+    factor = reference / chosen
     shape = scaled_shape(sample.image.shape[:2], factor)
     image = resize_image(sample.image, shape)
     labels = resize_labels(sample.labels, shape)

@@ -1,0 +1,140 @@
+"""A size model: the nuclei's diameter read from the network's own features (Cellpose's idea).
+
+The first segmentation pass of an image with large nuclei may cut each nucleus into pieces of about
+the training size; the sizes of the masks then say "the right size" and the image is never shrunk.
+The encoder sees more than the masks: its deepest features summarise texture and shape over a
+receptive field of a few nuclei. As in Cellpose's ``SizeModel``, the style of an image (the global
+average of its two deepest encoder stages, each scaled to unit length) is mapped to the log of its
+median nucleus diameter by ridge regression, fitted on training images shown at random scales
+(:mod:`segmentation.training.size_fit`). Each network of a model file (the main one, a route) has
+its own size model, stored in the file (``size_model``) and covered by its checksum.
+
+:func:`estimate_size` gives the style's estimate; ``segment()`` then uses it as
+:mod:`segmentation.inference.diameter` describes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+#: Side of the windows the style is computed on (a multiple of the networks' stride).
+STYLE_TILE = 512
+#: At most this many windows per image (a regular grid over larger images).
+MAX_STYLE_TILES = 4
+
+
+@dataclass(frozen=True)
+class SizeModel:
+    """Ridge regression from a style vector to the log of the median nucleus diameter.
+
+    Attributes:
+        mean: ``float64 (F,)`` mean style of the fitting set.
+        weights: ``float64 (F,)`` regression weights on the centred style.
+        bias: mean log diameter of the fitting set.
+        fitted_on: what it was fitted on (images, scales, cross-validated error), for the card.
+    """
+
+    mean: np.ndarray
+    weights: np.ndarray
+    bias: float
+    fitted_on: dict[str, Any]
+
+    def predict(self, style: np.ndarray) -> float:
+        """Diameter in pixels (float) of the image whose style is ``style`` (``(F,)`` float)."""
+        style = np.asarray(style, np.float64)
+        if style.shape != self.mean.shape:
+            raise ValueError(
+                f"style has shape {style.shape}, the size model expects {self.mean.shape}: it was "
+                "fitted on another network"
+            )
+        return float(np.exp(self.weights @ (style - self.mean) + self.bias))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain form stored in a model file (tensors and plain values)."""
+        return {
+            "mean": torch.from_numpy(self.mean.astype(np.float32)),
+            "weights": torch.from_numpy(self.weights.astype(np.float32)),
+            "bias": float(self.bias),
+            "fitted_on": dict(self.fitted_on),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SizeModel:
+        """Inverse of :meth:`to_dict`."""
+        mean = np.asarray(torch.as_tensor(d["mean"]).float().numpy(), np.float64)
+        weights = np.asarray(torch.as_tensor(d["weights"]).float().numpy(), np.float64)
+        return cls(mean, weights, float(d["bias"]), dict(d.get("fitted_on") or {}))
+
+
+def _windows(height: int, width: int, tile: int, limit: int) -> list[tuple[int, int, int, int]]:
+    """Up to ``limit`` windows ``(top, left, h, w)`` of at most ``tile`` square, on a grid."""
+    rows = 1 if height <= tile else min(int(np.ceil(height / tile)), 2)
+    cols = 1 if width <= tile else min(int(np.ceil(width / tile)), max(1, limit // rows))
+    out = []
+    for r in range(rows):
+        for c in range(cols):
+            h, w = min(tile, height), min(tile, width)
+            top = 0 if rows == 1 else round(r * (height - h) / (rows - 1))
+            left = 0 if cols == 1 else round(c * (width - w) / (cols - 1))
+            out.append((top, left, h, w))
+    return out[:limit]
+
+
+@torch.no_grad()
+def style_vector(
+    members: list[torch.nn.Module], chw: np.ndarray, device: torch.device | str = "cpu"
+) -> np.ndarray:
+    """The style of a normalised image: ``float64 (F,)``.
+
+    Args:
+        members: the networks of one model (smp encoder-decoders with ``.encoder``); their
+            styles are averaged.
+        chw: ``(3, H, W)`` float32 network input (normalised, in the network's view).
+        device: where the encoders run.
+
+    Returns:
+        The global averages of the two deepest encoder stages over up to
+        :data:`MAX_STYLE_TILES` windows of :data:`STYLE_TILE` pixels, each stage scaled to unit
+        length, concatenated (``F`` = the two stages' channels).
+    """
+    from segmentation.inference.model import INPUT_MULTIPLE
+
+    if chw.ndim != 3 or chw.shape[0] != 3:
+        raise ValueError(f"chw must be a (3, H, W) normalised image, got shape {chw.shape}")
+    height, width = chw.shape[1:]
+    sums: list[torch.Tensor] | None = None
+    count = 0
+    for top, left, h, w in _windows(height, width, STYLE_TILE, MAX_STYLE_TILES):
+        x = torch.from_numpy(np.ascontiguousarray(chw[:, top : top + h, left : left + w]))[None]
+        pad_h, pad_w = (-h) % INPUT_MULTIPLE, (-w) % INPUT_MULTIPLE
+        if pad_h or pad_w:
+            mode = "reflect" if pad_h < h and pad_w < w else "replicate"
+            x = torch.nn.functional.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+        x = x.to(device)
+        for net in members:
+            features = net.encoder(x)[-2:]
+            pooled = [f.float().mean(dim=(0, 2, 3)).cpu() for f in features]
+            sums = pooled if sums is None else [a + b for a, b in zip(sums, pooled, strict=True)]
+            count += 1
+    stages = [s / count for s in sums]
+    stages = [s / (s.norm() + 1e-8) for s in stages]
+    return torch.cat(stages).double().numpy()
+
+
+def estimate_size(model: Any, chw: np.ndarray) -> float | None:
+    """The diameter (pixels) a model's size model reads from a prepared image, or ``None`` when
+    the model has no size model.
+
+    Args:
+        model: a :class:`~segmentation.inference.model.SegmentationModel` (the network that
+            segments the image: a route for its kind of image, or the main one).
+        chw: ``(3, H, W)`` float32 input as ``model.prepare`` gives it.
+    """
+    size_model = getattr(model, "size_model", None)
+    if size_model is None:
+        return None
+    return size_model.predict(style_vector(model.members, chw, model.device))
