@@ -1,13 +1,14 @@
 """Fit the size model of every network of a model file and write the file with them.
 
-The main network's size model is fitted on the training images it serves (not stained tissue),
-a route's on the images of its kind; the training images are those of the recipe's split (never
-its validation or test images, never a held-out source). Prints each size model's
-cross-validated error.
+The main network's size model is fitted on the training images it serves (every kind but its
+routes', or ``--kinds``), a route's on the images of its kind; the training images are those of
+the recipe's split (never its validation or test images, never a held-out source). Prints each
+size model's cross-validated error.
 
 Usage:
   OMP_NUM_THREADS=2 python scripts/fit_size_models.py MODEL.pt --output MODEL_sized.pt \\
-      [--data cache/stage1_train.npz] [--extra ../shared/data/bbbc039 ...] [--scales 4]
+      [--data cache/stage1_train.npz] [--extra ../shared/data/bbbc039 ...] [--scales 4] \\
+      [--kinds stained]
 """
 
 from __future__ import annotations
@@ -30,6 +31,14 @@ def main() -> None:
     parser.add_argument("--data", default="cache/stage1_train.npz")
     parser.add_argument("--extra", nargs="*", default=None, help="extra training sets")
     parser.add_argument("--scales", type=int, default=4, help="random scales per image")
+    parser.add_argument(
+        "--kinds",
+        nargs="+",
+        default=None,
+        choices=("gray", "composite", "stained"),
+        help="fit the main network on images of these kinds (default: those it serves, every "
+        "kind but its routes'); e.g. --kinds stained for a network shipped as a route",
+    )
     args = parser.parse_args()
     from segmentation.evaluation.heldout import HOLDOUT_PATTERNS
     from segmentation.training.data import training_split
@@ -46,7 +55,9 @@ def main() -> None:
         networks[kind] = (route, ckpt["routes"][kind])
     kinds = {s.name: view_kind(s.image) for s in train}
     for name, (net, target) in networks.items():
-        if name == "main":
+        if name == "main" and args.kinds:
+            samples = [s for s in train if kinds[s.name] in args.kinds]
+        elif name == "main":
             samples = [s for s in train if kinds[s.name] not in model.routes]
         else:
             samples = [s for s in train if kinds[s.name] == name]

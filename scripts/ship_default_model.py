@@ -8,14 +8,18 @@ watershed baseline on the validation split of the model's own recipe (same ``dat
 budget, how to retrain; see :mod:`segmentation.training.checkpoint`).
 
 When the recipe has a test split (``data.split group``: held-out acquisition groups), the float16
-model, the baseline and the model now shipped are also scored there, per image type, and the card
-records the three. Refuses to ship (exit 2) when float16 loses more than ``--max-loss`` (0.002)
-of competition score, when the file would exceed ``--max-mb`` (25 MB), when the shipped model it
-replaces scored higher on the same validation split, or on the held-out groups (overall or in any
-image type), or when it is more than ``--max-slowdown`` (1.5) times slower per megapixel on the CPU
-(``--force`` overrides the comparisons with the shipped model). Where the recipe has held-out
-groups, they decide, and the validation split (where thresholds and checkpoints were chosen) is
-only reported; without them the validation split decides.
+model, the baseline and the model now shipped are also scored there, per image type, and on the
+held-out sources of ``--sources`` (whole labs no recipe trains on: ``tcga huh7``, see
+:mod:`segmentation.evaluation.heldout`), and the card records them. Refuses to ship (exit 2) when
+float16 loses more than ``--max-loss`` (0.002) of competition score, when the file would exceed
+``--max-mb`` (25 MB), when the shipped model it replaces scored higher on the same validation
+split, on a held-out source, or by more than ``--group-tolerance`` (0.01) in an image type of the
+held-out groups, or when it is more than ``--max-slowdown`` (1.5) times slower per megapixel on
+the CPU (``--force`` overrides the comparisons with the shipped model). Where the recipe has
+held-out groups, they (and the sources) decide, and the validation split (where thresholds and
+checkpoints were chosen) is only reported; without them the validation split decides. Size models
+(:mod:`segmentation.inference.size_model`, fitted by ``scripts/fit_size_models.py``) travel with
+their networks and are described in the card.
 
 ``--stained ROUTE.pt`` ships a second network for stained tissue (colour images on a bright
 background: H&E, IHC): ``segment()`` sends those images to it and every other image to the main
@@ -27,7 +31,8 @@ Usage (one thread: scoring 99 validation images takes a few minutes):
   OMP_NUM_THREADS=1 python scripts/ship_default_model.py runs/default_unet/model.pt \\
       [--data cache/stage1_train.npz] [--output segmentation/weights/default_unet.pt] \\
       [--recipe configs/default_unet.yaml] [--machine "2-core CPU, one thread"] \\
-      [--stained runs/ft_stained/model.pt --stained-machine "2-core CPU, one thread"]
+      [--stained runs/ft_stained/model.pt --stained-machine "2-core CPU, one thread"] \\
+      [--sources tcga huh7]
 """
 
 from __future__ import annotations
@@ -65,21 +70,33 @@ LICENCE = (
 )
 
 
-#: Licences of the extra training data sets the toolkit knows (``data.extra_train``), by the
-#: folder or file name they are read from.
-EXTRA_LICENCES = {"bbbc039": "BBBC039 v1 images and masks (Broad Institute), CC0 1.0"}
+#: Licences (or terms) of the extra training data sets the toolkit knows (``data.extra_train``),
+#: by the folder or file name they are read from.
+EXTRA_LICENCES = {
+    "bbbc039": "BBBC039 v1 images and masks (Broad Institute), CC0 1.0",
+    "gbm40_tcga": "GBM40 and TCGA glioma H&E tiles with nucleus contours (Kong, Zhang et al., "
+    "Emory University; github.com/pengyzhang/cell_seg_matlab): no licence stated, research use; "
+    "cite Kong et al., ISBI 2016 and Zhang et al., ISBI 2017",
+    "koyuncu_fluo": "HepG2/Huh7 Hoechst images and nucleus annotations (Koyuncu, Cetin-Atalay, "
+    "Gunduz-Demir, Bilkent University; github.com/canfkoyuncu/fluorescence_dataset): no licence "
+    "stated, research use with attribution; cite Koyuncu et al., Cytometry A 89A (2016)",
+}
 
 
 def extra_data(recipe: dict[str, Any]) -> tuple[str, list[str]]:
-    """The card's words for ``data.extra_train``: ``" + BBBC039 (training only)"`` and the
-    licences of the known data sets among them (``""``, ``[]`` without extra data)."""
-    extra = (recipe.get("data") or {}).get("extra_train") or []
+    """The card's words for ``data.extra_train``: ``" + BBBC039 (training only)"`` (with the
+    ``data.holdout`` patterns never trained on) and the licences or terms of the known data sets
+    among them (``""``, ``[]`` without extra data)."""
+    data = recipe.get("data") or {}
+    extra = data.get("extra_train") or []
     names = [Path(str(path)).stem.split(".")[0] for path in extra]
     if not names:
         return "", []
     text = " + " + ", ".join(n.upper() if n.lower() in EXTRA_LICENCES else n for n in names)
     licences = [EXTRA_LICENCES[n.lower()] for n in names if n.lower() in EXTRA_LICENCES]
-    return text + " (training only)", licences
+    held = data.get("holdout") or []
+    kept_out = f", never {', '.join(held)} (held-out sources)" if held else ""
+    return text + f" (training only{kept_out})", licences
 
 
 class ShipError(Exception):
@@ -119,6 +136,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--stained-retrain", action="append", default=[], help="a command that retrains it"
+    )
+    parser.add_argument(
+        "--sources",
+        nargs="*",
+        default=[],
+        help="held-out sources to judge on beside the held-out groups (tcga huh7; "
+        "segmentation.evaluation.heldout): the new model must not score lower on any",
+    )
+    parser.add_argument("--data-root", default=None, help="where the sources live (../shared/data)")
+    parser.add_argument(
+        "--group-tolerance",
+        type=float,
+        default=0.01,
+        help="the new model may score up to this much lower in an image type of the held-out "
+        "groups (default 0.01)",
     )
     return parser.parse_args(argv)
 
@@ -253,6 +285,15 @@ def tune_route(
     return full, {**card, "thresholds_tuned": tuned}
 
 
+def size_models(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """``{network: what its size model was fitted on}`` (``main`` and each route that has one)."""
+    out = {}
+    for name, network in [("main", ckpt), *(ckpt.get("routes") or {}).items()]:
+        if network.get("size_model"):
+            out[name] = dict(network["size_model"].get("fitted_on") or {})
+    return out
+
+
 def parameters_in_use(ckpt: dict[str, Any]) -> int:
     """Parameters of the checkpoint's networks that run (members' ``unused_keys`` left out)."""
     family = get_family(ckpt["family"])
@@ -329,29 +370,56 @@ def held_out_comparison(
     test: list, new_model: Any, output: Path, args: argparse.Namespace
 ) -> dict[str, Any]:
     """Score the new model, the baseline and the model now at ``output`` on the held-out groups
-    ``test``, print the table, and raise ShipError when the new one is worse than the shipped one
-    (overall or in an image type) or more than ``args.max_slowdown`` times slower, unless
-    ``args.force``. Returns the card's ``held_out_groups`` entry."""
+    ``test`` (per image type) and on the held-out sources ``args.sources``, print the tables, and
+    raise ShipError when the new one scores lower than the shipped one on a source, more than
+    ``args.group_tolerance`` lower in an image type of the groups, or is more than
+    ``args.max_slowdown`` times slower, unless ``args.force``. Returns the card's
+    ``held_out_groups`` entry, with the card's ``held_out_sources`` entry under that key when
+    sources were scored (:func:`ship` moves it up)."""
     from segmentation.baselines import otsu_watershed
     from segmentation.evaluation.by_type import score_by_image_type
+    from segmentation.evaluation.heldout import SOURCES, load_source, score_images
 
-    rows = {"float16": score_by_image_type(test, new_model.segment)}
-    rows["baseline"] = score_by_image_type(test, otsu_watershed)
+    models = {"float16": new_model.segment, "baseline": otsu_watershed}
     if output.is_file():
-        previous = SegmentationModel.from_checkpoint(read_checkpoint(output), "cpu")
-        rows["previous"] = score_by_image_type(test, previous.segment)
+        models["previous"] = SegmentationModel.from_checkpoint(
+            read_checkpoint(output), "cpu"
+        ).segment
+    rows = {name: score_by_image_type(test, predict) for name, predict in models.items()}
     kinds = list(rows["float16"])
     print(f"held-out acquisition groups ({len(test)} images):")
     print("| model | " + " | ".join(f"{k} ({rows['float16'][k]['images']})" for k in kinds) + " |")
     for name, row in rows.items():
         cells = " | ".join(f"{row[k]['score']:.4f}" for k in kinds)
         print(f"| {name} | {cells} | {row['all']['seconds_per_megapixel']:.3f} s/MP")
+    sources: dict[str, dict[str, Any]] = {}
+    for key in args.sources:
+        samples = load_source(key, args.data_root)
+        sources[key] = {"title": SOURCES[key].title, "modality": SOURCES[key].modality}
+        for name, predict in models.items():
+            result = score_images(samples, predict)
+            sources[key][name] = {k: v for k, v in result.items() if k != "per_image"}
+    if sources:
+        print("held-out sources: | source | " + " | ".join(models) + " |")
+        for entry in sources.values():
+            print(f"| {entry['title']} | " + " | ".join(f"{entry[n]['score']:.4f}" for n in models))
     if "previous" in rows and not args.force:
-        worse = [k for k in kinds if rows["float16"][k]["score"] < rows["previous"][k]["score"]]
+        worse = [
+            k
+            for k in kinds
+            if rows["float16"][k]["score"] < rows["previous"][k]["score"] - args.group_tolerance
+        ]
         if worse:
             raise ShipError(
                 f"on the held-out acquisition groups the shipped model {output} scores higher in "
-                f"{worse}; add --force to replace it anyway"
+                f"{worse} (by more than --group-tolerance {args.group_tolerance}); add --force to "
+                "replace it anyway"
+            )
+        lower = [k for k, e in sources.items() if e["float16"]["score"] < e["previous"]["score"]]
+        if lower:
+            raise ShipError(
+                f"on the held-out sources {lower} the shipped model {output} scores higher; add "
+                "--force to replace it anyway"
             )
         ratio = rows["float16"]["all"]["seconds_per_megapixel"] / max(
             rows["previous"]["all"]["seconds_per_megapixel"], 1e-9
@@ -361,7 +429,8 @@ def held_out_comparison(
                 f"{ratio:.2f} times slower per megapixel than the shipped model on the CPU, over "
                 f"--max-slowdown {args.max_slowdown}"
             )
-    return {"images": len(test), "test_ids": [s.name for s in test], **rows}
+    entry = {"images": len(test), "test_ids": [s.name for s in test], **rows}
+    return {**entry, "held_out_sources": sources} if sources else entry
 
 
 def refuse_if_worse(output: Path, card: dict[str, Any]) -> None:
@@ -417,10 +486,15 @@ def ship(args: argparse.Namespace) -> dict[str, Any]:
         )
     output = Path(args.output)
     held_out = held_out_comparison(test, models["float16"], output, args) if test else None
+    sources = (held_out or {}).pop("held_out_sources", None)
     data = (full.get("recipe") or {}).get("data", {})
     vf, seed = data.get("val_fraction"), data.get("split_seed")
     extra_text, extra_licences = extra_data(full.get("recipe") or {})
-    training = {**training_budget(source.parent), "machine": args.machine}
+    # a main network taken from a shipped file keeps that file's record of its training
+    budget = training_budget(source.parent) or dict(
+        (full.get("model_card") or {}).get("training") or {}
+    )
+    training = {**budget, "machine": args.machine}
     if full.get("metrics"):
         training["metrics"] = {k: v for k, v in full["metrics"].items() if v is not None}
     card = {
@@ -443,12 +517,14 @@ def ship(args: argparse.Namespace) -> dict[str, Any]:
         "validation": validation,
         "baseline": baseline,
         **({"held_out_groups": held_out} if held_out else {}),
+        **({"held_out_sources": sources} if sources else {}),
         "parameters": parameters,
         "weights_dtype": "float16",
         "training": training,
         "date": args.date,
         "retrain": commands,
         **({"routes": {"stained": route_card}} if route_card else {}),
+        **({"size_models": size_models(half)} if size_models(half) else {}),
     }
     half["model_card"] = check_model_card(card, complete=True)
     size = check_size(half, args.max_mb)

@@ -375,3 +375,56 @@ def test_ship_script_adds_a_network_for_stained_tissue(small_checkpoint, tmp_pat
     other = atomic_save({**route, "recipe": moved}, tmp_path / "other" / "model.pt")
     assert ship.main([*args, "--stained", str(other), "--force"]) == 2
     assert "another split (data.['split_seed'] differ)" in capsys.readouterr().err
+
+
+def test_ship_script_judges_on_held_out_sources(small_checkpoint, tmp_path, monkeypatch, capsys):
+    import hashlib
+
+    from PIL import Image
+
+    from segmentation.datasets.io import write_labels
+    from segmentation.datasets.sample_data import load_sample
+    from segmentation.datasets.synthetic import synthetic_nuclei
+
+    ship = _ship_script()
+    root = tmp_path / "data" / "koyuncu_fluo"
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+
+    def key(image):
+        return hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()
+
+    truth = {key(s.image): s.labels for s in load_sample()}
+    for i in range(2):
+        sample = synthetic_nuclei((96, 96), 8, seed=i)
+        Image.fromarray(sample.image[..., 0]).save(root / "images" / f"Huh7_{i}.png")
+        write_labels(root / "labels" / f"Huh7_{i}.tif", sample.labels)
+        truth[key(sample.image)] = sample.labels
+    recipe = {
+        **small_checkpoint["recipe"],
+        "data": {"val_fraction": 0.3, "test_fraction": 0.3, "split": "group", "groups": None},
+    }
+    source = atomic_save({**small_checkpoint, "recipe": recipe}, tmp_path / "run" / "model.pt")
+    out = tmp_path / "weights" / "default_unet.pt"
+    args = [str(source), "--data", "sample", "--output", str(out)]
+    args += ["--recipe", "configs/tiny_unet.yaml", "--sources", "huh7"]
+    args += ["--data-root", str(tmp_path / "data")]
+    assert ship.main(args) == 0
+    card = read_checkpoint(out)["model_card"]
+    entry = card["held_out_sources"]["huh7"]
+    assert entry["modality"] == "fluorescence" and entry["float16"]["images"] == 2
+    assert {"score", "f1_0.9", "matched_iou"} <= set(entry["baseline"])
+    assert "held-out sources" in capsys.readouterr().out
+
+    class Perfect:  # the shipped model: perfect everywhere
+        def segment(self, image):
+            return truth[key(image)]
+
+    real = ship.SegmentationModel.from_checkpoint
+    monkeypatch.setattr(
+        ship.SegmentationModel,
+        "from_checkpoint",
+        lambda ckpt, device: Perfect() if ckpt.get("model_card") else real(ckpt, device),
+    )
+    assert ship.main([*args, "--group-tolerance", "1.0"]) == 2  # the groups let it pass ...
+    assert "held-out sources ['huh7']" in capsys.readouterr().err  # ... the source does not
