@@ -34,7 +34,6 @@ from segmentation.evaluation.dataset import evaluate_dataset  # noqa: E402
 from segmentation.evaluation.heldout import load_source  # noqa: E402
 from segmentation.inference import SegmentOptions, load_default_model, load_model  # noqa: E402
 from segmentation.inference.diameter import MAX_ZOOM, estimate_diameter  # noqa: E402
-from segmentation.inference.size_model import estimate_size  # noqa: E402
 from segmentation.training.config import load_config  # noqa: E402
 from segmentation.training.data import load_samples, split_three  # noqa: E402
 
@@ -44,6 +43,20 @@ def spread(samples: list, n: int | None) -> list:
     if n is None or len(samples) <= n:
         return samples
     return [samples[round(i * (len(samples) - 1) / (n - 1))] for i in range(n)]
+
+
+def first_pass(model, image) -> tuple[np.ndarray, float | None]:
+    """``segment()``'s first pass at the image's own scale: its labels, and the size model's
+    reading of the style recorded in it (``None`` without a size model)."""
+    from segmentation.inference.api import _settings
+    from segmentation.inference.engine import finish, make_job, run_network
+
+    net = model.for_image(image)
+    settings = _settings(net, None, None, False, 4, SegmentOptions(auto_diameter=False))
+    job = make_job(net, image, settings)
+    job.wants_style = True
+    run_network(net, [job], settings)
+    return finish(net, job, settings, False), job.size_estimate(net)
 
 
 def image_row(model, sample, reference: float) -> dict:
@@ -58,24 +71,30 @@ def image_row(model, sample, reference: float) -> dict:
     def clip(d: float | None) -> float | None:
         return None if d is None else float(np.clip(d, reference / MAX_ZOOM, reference * MAX_ZOOM))
 
-    net = model.for_image(sample.image)
-    own, first = score(None)
+    first, style = first_pass(model, sample.image)
+    own = evaluate_dataset([(sample.labels, first)]).mean_score
     row = {
         "truth": estimate_diameter(sample.labels, min_nuclei=1),
         "mask": estimate_diameter(first),
-        "style": estimate_size(net, net.prepare(sample.image)),
+        "style": style,
         "own": own,
     }
     row["true"] = score(row["truth"])[0]
-    for key in ("mask", "style"):
-        row[f"at_{key}"] = score(clip(row[key]))[0] if row[key] is not None else own
+    row["at_mask"] = score(clip(row["mask"]))[0] if row["mask"] is not None else own
+    row["at_style"], row["style_pass_mask"] = own, None
+    if row["style"] is not None:
+        row["at_style"], pred = score(clip(row["style"]))
+        row["style_pass_mask"] = estimate_diameter(pred)  # what the second pass found
     return row
 
 
-def rule_score(rows: list[dict], reference: float, rule: tuple | None) -> float:
+def rule_score(
+    rows: list[dict], reference: float, rule: tuple | None, confirm: bool = True
+) -> float:
     """Score of a rescaling rule from the stored passes: ``None`` is ``segment()`` without a size
     model (the masks' bands); ``(fragmented, fragments, large)`` is :func:`choose_diameter` with
-    the size model and those values of ``SIZE_FRAGMENTED``, ``FRAGMENTS`` and ``SIZE_LARGE``."""
+    the size model and those values of ``SIZE_FRAGMENTED``, ``FRAGMENTS`` and ``SIZE_LARGE``, the
+    second pass kept only where it confirms the fragments (``confirm``, as ``segment()`` does)."""
     from unittest import mock
 
     from segmentation.inference import diameter as rules
@@ -91,6 +110,10 @@ def rule_score(rows: list[dict], reference: float, rule: tuple | None) -> float:
             names = ("SIZE_FRAGMENTED", "FRAGMENTS", "SIZE_LARGE")
             with mock.patch.multiple(rules, **dict(zip(names, rule, strict=True))):
                 chosen = rules.choose_diameter(r["mask"], reference, r["style"])
+                suspected = rules.fragments_suspected(r["mask"], reference, r["style"])
+                confirmed = rules.fragments_confirmed(r["mask"], r.get("style_pass_mask"))
+            if suspected and not confirmed and confirm:
+                chosen = None  # segment() keeps the first pass
         if chosen is None:
             scores.append(r["own"])
         elif r["style"] is not None and chosen == clip(r["style"]):
@@ -149,6 +172,7 @@ def main() -> None:
     head = ["source", "factor", "median diameter (px)", "error: masks / size model"]
     head += ["score: own scale", "at the true diameter", "masks (before)"]
     head += [f"size model {r[0]:g} / {r[1]:g} / {r[2]:g}" for r in rules[1:]]
+    head += ["the first, second pass not confirmed"]
     print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
     for key, by_factor in results.items():
         for factor, rows in by_factor.items():
@@ -157,6 +181,7 @@ def main() -> None:
             cells.append(f"{error(rows, 'mask')} / {error(rows, 'style')}")
             cells += [f"{np.mean([r[k] for r in rows]):.4f}" for k in ("own", "true")]
             cells += [f"{rule_score(rows, reference, rule):.4f}" for rule in rules]
+            cells.append(f"{rule_score(rows, reference, rules[1], confirm=False):.4f}")
             print("| " + " | ".join(cells) + " |")
 
 

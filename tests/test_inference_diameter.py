@@ -116,3 +116,20 @@ def test_segment_shrinks_fragmented_large_nuclei_by_the_size_model(model_file, t
     _, kept = segment(image, near, return_details=True)  # for a model without a size model
     _, unsized = segment(image, model_file, return_details=True)
     assert kept.scale == unsized.scale
+
+
+def test_a_second_pass_that_does_not_confirm_the_fragments_is_dropped(
+    model_file, tmp_path, monkeypatch
+):
+    from segmentation.inference import api
+    from segmentation.inference.diameter import fragments_confirmed
+
+    assert fragments_confirmed(20.0, 40.0) and not fragments_confirmed(20.0, 22.0)
+    assert fragments_confirmed(None, 30.0) and not fragments_confirmed(20.0, None)
+    image = synthetic_nuclei((128, 128), 12, seed=3).image
+    large = _sized(model_file, tmp_path, 54.0)
+    own = segment(image, large, options=SegmentOptions(auto_diameter=False))
+    monkeypatch.setattr(api, "fragments_confirmed", lambda first, second: False)
+    labels, details = segment(image, large, return_details=True)
+    assert details.scale == 1.0  # the size model misread the image: the first pass stays
+    np.testing.assert_array_equal(labels, own)

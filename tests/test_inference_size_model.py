@@ -84,3 +84,24 @@ def test_a_changed_size_model_is_refused_as_corrupt(model_file, tmp_path):
     torch.save(ckpt, tmp_path / "unsummed.pt")
     with pytest.raises(ValueError, match="corrupt"):
         read_checkpoint(tmp_path / "unsummed.pt")
+
+
+def test_segment_reads_the_style_from_its_first_pass(model_file, tmp_path):
+    # no extra encoder pass: the first pass's own encoder features give the same style
+    from segmentation.inference.api import _settings
+    from segmentation.inference.engine import make_job, run_network
+    from segmentation.inference.options import SegmentOptions
+    from segmentation.inference.size_model import style_from_sums
+
+    model = load_model(_with_size_model(model_file, tmp_path), "cpu")
+    image = synthetic_nuclei((96, 120), 8, seed=0).image
+    settings = _settings(model, None, None, False, 4, SegmentOptions())
+    job = make_job(model, image, settings)
+    job.wants_style = True
+    run_network(model, [job], settings)
+    assert job.style_windows == len(job.tiles) == 1
+    recorded = style_from_sums(job.style, job.style_windows)
+    np.testing.assert_allclose(
+        recorded, style_vector(model.members, model.prepare(image)), atol=1e-5
+    )
+    assert job.size_estimate(model) == pytest.approx(estimate_size(model, model.prepare(image)))

@@ -13,7 +13,12 @@ import numpy as np
 import torch
 
 from segmentation.inference.details import SegmentDetails
-from segmentation.inference.diameter import rescale_diameter
+from segmentation.inference.diameter import (
+    choose_diameter,
+    estimate_diameter,
+    fragments_confirmed,
+    fragments_suspected,
+)
 from segmentation.inference.engine import Job, Settings, finish, make_job, run_network
 from segmentation.inference.inputs import as_image_array
 from segmentation.inference.model import (
@@ -23,7 +28,6 @@ from segmentation.inference.model import (
     resolve_device,
 )
 from segmentation.inference.options import SegmentOptions, merge_options, pick_tile_size
-from segmentation.inference.size_model import estimate_size
 from segmentation.inference.transforms import views_from_names
 from segmentation.models.base import thresholds_from_dict
 
@@ -136,6 +140,7 @@ class _Pending:
     model: SegmentationModel | None = None
     settings: Settings | None = None
     size: float | None = None  # the size model's estimate of the nuclei's diameter
+    first: tuple | None = None  # a first pass kept unless this one confirms its fragments
 
 
 def _iterate(
@@ -183,12 +188,6 @@ def _iterate(
 
     routes = {id(net): kind for kind, net in model.routes.items()}
 
-    def size_estimate(entry: _Pending) -> float | None:
-        """The network's size model's reading of the image, when the diameter is estimated."""
-        if not entry.settings.options.estimates_diameter or entry.model.size_model is None:
-            return None
-        return estimate_size(entry.model, entry.model.prepare(entry.result.image))
-
     def finished(item: _Pending) -> None:
         out = finish(item.model, item.job, item.settings, details)
         item.result.labels, item.result.details = out if details else (out, None)
@@ -204,19 +203,26 @@ def _iterate(
             finished(item)
             if item.settings.options.estimates_diameter:
                 reference = item.settings.options.reference_diameter
-                diameter = rescale_diameter(
-                    item.result.labels, reference, size_estimate=item.size
-                )
+                item.size = item.job.size_estimate(item.model)  # read in the first pass
+                estimate = estimate_diameter(item.result.labels)
+                diameter = choose_diameter(estimate, reference, item.size)
                 if diameter is not None:
                     again = replace(
                         item.settings, options=replace(item.settings.options, diameter=diameter)
                     )
                     job = make_job(item.model, item.result.image, again)
-                    redo.append(_Pending(item.result, job, item.model, again))
+                    retry = _Pending(item.result, job, item.model, again)
+                    if fragments_suspected(estimate, reference, item.size):  # to be confirmed
+                        retry.first = (item.result.labels, item.result.details, estimate)
+                    redo.append(retry)
         if redo:  # the views and batch size are the same: one network run per model
             network(redo)
             for item in redo:
                 finished(item)
+                if item.first is not None:
+                    labels, details, estimate = item.first
+                    if not fragments_confirmed(estimate, estimate_diameter(item.result.labels)):
+                        item.result.labels, item.result.details = labels, details
         yield from (p.result for p in pending)
         pending.clear()
 
@@ -230,8 +236,8 @@ def _iterate(
             else:
                 entry.model = model.for_image(entry.result.image, options.stained_view)
                 entry.settings = settings_of(entry.model)
-                entry.size = size_estimate(entry)
                 entry.job = make_job(entry.model, entry.result.image, entry.settings)
+                entry.job.wants_style = entry.settings.options.estimates_diameter
             pending.append(entry)
             pixels += (
                 0 if entry.job is None else entry.job.image.shape[0] * entry.job.image.shape[1]

@@ -19,11 +19,13 @@ With a size model (:mod:`.size_model`: the diameter read from the network's feat
 not believe fragments), the rule also catches the first pass that cuts large nuclei into pieces of
 about the training size (:func:`choose_diameter`): when the masks' estimate is below the size
 model's by more than :data:`FRAGMENTS` and the size model reads more than :data:`SIZE_FRAGMENTED`
-times the training diameter, the image is segmented again at the size model's estimate; nuclei the
-first pass found whole are shrunk from :data:`SIZE_LARGE` times the training diameter on. Chosen
-on the validation images resized by 0.33-3 (``benchmarks/bench_size.py --sources validation``,
-docs/benchmarks.md "Nucleus size from a third to three times"), where it costs 0.002 at their own
-size and gains 0.017 at double and 0.049 at triple size over the masks' rule alone.
+times the training diameter, the image is segmented again at the size model's estimate, and that
+pass is kept only when its nuclei confirm the fragments (:func:`fragments_confirmed`: they are
+larger than the first pass's by more than :data:`FRAGMENTS`; a size model that misreads an unseen
+kind of image then costs a pass at reduced size, not the result). Nuclei the first pass found
+whole are shrunk from :data:`SIZE_LARGE` times the training diameter on. Chosen on the validation
+images resized by 0.33-3 (``benchmarks/bench_size.py --sources validation``, docs/benchmarks.md
+"Nucleus size from a third to three times").
 """
 
 from __future__ import annotations
@@ -85,19 +87,38 @@ def choose_diameter(
             :data:`SIZE_LARGE`.
 
     Returns:
-        ``size_estimate`` when the first pass fragmented large nuclei (module docstring), else
-        ``estimate`` when it lies outside the band, clipped to ``[reference / MAX_ZOOM,
-        reference * MAX_ZOOM]``; else ``None``.
+        ``size_estimate`` when the first pass looks like fragments of large nuclei
+        (:func:`fragments_suspected`; the caller keeps the new pass only when
+        :func:`fragments_confirmed`), else ``estimate`` when it lies outside the band, clipped to
+        ``[reference / MAX_ZOOM, reference * MAX_ZOOM]``; else ``None``.
     """
     low, high = reference / MAX_ZOOM, reference * MAX_ZOOM
+    if fragments_suspected(estimate, reference, size_estimate):
+        return float(np.clip(size_estimate, low, high))
     if size_estimate is not None:
-        fragmented = estimate is None or estimate < size_estimate / FRAGMENTS
-        if fragmented and size_estimate > reference * SIZE_FRAGMENTED:
-            return float(np.clip(size_estimate, low, high))
         large = SIZE_LARGE
     if estimate is None or reference / small <= estimate <= reference * large:
         return None
     return float(np.clip(estimate, low, high))
+
+
+def fragments_suspected(
+    estimate: float | None, reference: float, size_estimate: float | None
+) -> bool:
+    """Whether :func:`choose_diameter` takes the size model's estimate (the first pass's masks
+    look like fragments of larger nuclei); the second pass must then confirm it."""
+    if size_estimate is None or not size_estimate > reference * SIZE_FRAGMENTED:
+        return False
+    return estimate is None or estimate < size_estimate / FRAGMENTS
+
+
+def fragments_confirmed(first: float | None, second: float | None) -> bool:
+    """Whether the pass at the size model's estimate found larger nuclei than the first pass (by
+    more than :data:`FRAGMENTS`; both median diameters in the image's own pixels), so that the
+    first pass's nuclei were fragments; ``None`` (too few nuclei) counts as no nuclei found."""
+    if second is None:
+        return False
+    return first is None or second > first * FRAGMENTS
 
 
 def rescale_diameter(

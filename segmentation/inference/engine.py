@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +40,7 @@ from segmentation.inference.inputs import (
 from segmentation.inference.instances import merge_tiles, merge_views, shift_instances
 from segmentation.inference.model import INPUT_MULTIPLE, SegmentationModel
 from segmentation.inference.options import SegmentOptions
+from segmentation.inference.size_model import StyleRecorder
 from segmentation.inference.tiling import MapBlender, Tile, tile_grid
 from segmentation.inference.transforms import View, invert_instances, invert_maps
 
@@ -70,6 +72,19 @@ class Job:
     blender: MapBlender | None = None
     instances: dict[int, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
     network_seconds: float = 0.0
+    #: record the style of its tiles for the network's size model (:mod:`.size_model`)
+    wants_style: bool = False
+    style: list[torch.Tensor] | None = None  # summed pooled encoder stages of its tiles
+    style_windows: int = 0
+
+    def size_estimate(self, model: SegmentationModel) -> float | None:
+        """The nuclei's diameter (pixels of ``image``) the model's size model reads from the
+        recorded style, or ``None`` (no size model, or no style recorded)."""
+        from segmentation.inference.size_model import style_from_sums
+
+        if model.size_model is None or not self.style_windows:
+            return None
+        return model.size_model.predict(style_from_sums(self.style, self.style_windows))
 
 
 def make_job(
@@ -130,6 +145,13 @@ def run_network(
         tile = jobs[j].tiles[t]
         by_shape[settings.views[v].shape_of((tile.height, tile.width))].append((j, t, v))
     n_views = len(settings.views)
+    record = model.size_model is not None and any(job.wants_style for job in jobs)
+    with StyleRecorder(model.members) if record else nullcontext() as recorder:
+        _run_batches(model, jobs, settings, by_shape, n_views, recorder, done)
+
+
+def _run_batches(model, jobs, settings, by_shape, n_views, recorder, done) -> None:
+    """The batches of :func:`run_network`; ``recorder`` adds the tiles' styles to their jobs."""
     for shape, group in by_shape.items():
         for start in range(0, len(group), settings.batch_size):
             batch = group[start : start + settings.batch_size]
@@ -142,6 +164,17 @@ def run_network(
                 )
                 inputs.append(np.ascontiguousarray(settings.views[v].apply(window)))
             outputs = model.forward(torch.from_numpy(np.stack(inputs)))
+            if recorder is not None:  # the style: the identity view of each tile
+                pooled = recorder.take()
+                for b, (j, _, v) in enumerate(batch):
+                    if jobs[j].wants_style and settings.views[v].name == "rot0":
+                        rows = [stage[b] for stage in pooled]
+                        jobs[j].style = (
+                            rows
+                            if jobs[j].style is None
+                            else [a + r for a, r in zip(jobs[j].style, rows, strict=True)]
+                        )
+                        jobs[j].style_windows += 1
             for b, (j, t, v) in enumerate(batch):
                 job, tile, view = jobs[j], jobs[j].tiles[t], settings.views[v]
                 if model.family.dense:

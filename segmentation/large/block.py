@@ -278,13 +278,17 @@ def segment_block(job: BlockJob, index: tuple[int, int], model: Any) -> BlockRes
     return BlockResult(index, kept, False, time.perf_counter() - began)
 
 
-def pilot_labels(job: BlockJob, box: Box, model: Any) -> tuple[np.ndarray, float | None]:
-    """Segment one window at the image's own scale, for the automatic nucleus size (a Dask task).
+def pilot_labels(
+    job: BlockJob, box: Box, model: Any, diameter: float | None = None
+) -> tuple[np.ndarray, float | None]:
+    """Segment one window for the automatic nucleus size (a Dask task): at the image's own scale,
+    or at ``diameter`` (the pass that must confirm a size model's reading).
 
     Args:
         job: the job's settings (its options' scale and diameter are ignored here).
         box: the window.
         model: as for :func:`segment_block`.
+        diameter: segment the window resized to this nucleus diameter; ``None``: its own scale.
 
     Returns:
         ``(labels, size)``: ``(h, w)`` int32 labels of the nuclei that do not touch the window's
@@ -294,19 +298,14 @@ def pilot_labels(job: BlockJob, box: Box, model: Any) -> tuple[np.ndarray, float
     from skimage.segmentation import clear_border
 
     from segmentation.inference.engine import finish, make_job, run_network
-    from segmentation.inference.inputs import normalized_window
-    from segmentation.inference.size_model import estimate_size
 
     model = block_network(job, model)
-    options = replace(job.options, scale=None, diameter=None, auto_diameter=False)
+    options = replace(job.options, scale=None, diameter=diameter, auto_diameter=False)
     settings = _settings(job, model, options)
     image = read_window(job.source, box, job.options.channel)
     seen = block_view(job, image)
     window = make_job(model, image, settings, intensity=(job.lo, job.hi), seen=seen)
+    window.wants_style = diameter is None  # the size model reads it from this pass
     run_network(model, [window], settings)
     labels = clear_border(finish(model, window, settings, False))
-    size = None
-    if model.size_model is not None:
-        chw = normalized_window(window.image, job.lo, job.hi, 0, 0, *window.image.shape[:2])
-        size = estimate_size(model, chw)
-    return labels, size
+    return labels, window.size_estimate(model)

@@ -207,8 +207,14 @@ def _statistics(client, source, grid, options, progress) -> ImageStats:
 def _diameter(client, job, stats, model_arg, progress) -> float | None:
     """The nucleus diameter to segment every block at, or ``None`` to keep the image's scale:
     decided from the pilot windows' masks and their size model's readings (median) as
-    ``segment()`` decides for a whole image (:mod:`segmentation.inference.diameter`)."""
-    from segmentation.inference.diameter import rescale_diameter
+    ``segment()`` decides for a whole image (:mod:`segmentation.inference.diameter`), a size
+    model's reading of fragments confirmed by a second pilot at its diameter."""
+    from segmentation.inference.diameter import (
+        choose_diameter,
+        estimate_diameter,
+        fragments_confirmed,
+        fragments_suspected,
+    )
 
     picks = [i for i in stats.busiest(PILOT_BLOCKS) if stats.spread[i] > 0]
     if not picks:
@@ -219,17 +225,32 @@ def _diameter(client, job, stats, model_arg, progress) -> float | None:
         h, w = min(core.shape[0], PILOT_SIZE), min(core.shape[1], PILOT_SIZE)
         y0, x0 = core.y0 + (core.shape[0] - h) // 2, core.x0 + (core.shape[1] - w) // 2
         boxes.append(Box(y0, y0 + h, x0, x0 + w))
-    calls = [(job, box, model_arg) for box in boxes]
-    found = _run(client, pilot_labels, calls, "nucleus size", progress)
-    canvas = np.zeros((max(b.shape[0] for b in boxes), sum(b.shape[1] for b in boxes)), np.int64)
+    found = _run(
+        client, pilot_labels, [(job, b, model_arg) for b in boxes], "nucleus size", progress
+    )
     sizes = [size for _, size in found if size is not None]
+    size = float(np.median(sizes)) if sizes else None
+    reference = job.options.reference_diameter
+    estimate = estimate_diameter(_canvas([labels for labels, _ in found], boxes))
+    diameter = choose_diameter(estimate, reference, size)
+    if diameter is not None and fragments_suspected(estimate, reference, size):
+        calls = [(job, b, model_arg, diameter) for b in boxes]
+        again = _run(client, pilot_labels, calls, "nucleus size, confirmed", progress)
+        second = estimate_diameter(_canvas([labels for labels, _ in again], boxes))
+        if not fragments_confirmed(estimate, second):
+            return None
+    return diameter
+
+
+def _canvas(windows: list[np.ndarray], boxes: list[Box]) -> np.ndarray:
+    """The pilot windows' labels side by side, with distinct ids (for one diameter estimate)."""
+    canvas = np.zeros((max(b.shape[0] for b in boxes), sum(b.shape[1] for b in boxes)), np.int64)
     x, offset = 0, 0
-    for labels, _ in found:
+    for labels in windows:
         h, w = labels.shape
         canvas[:h, x : x + w] = np.where(labels > 0, labels + offset, 0)
         x, offset = x + w, offset + int(labels.max(initial=0))
-    size = float(np.median(sizes)) if sizes else None
-    return rescale_diameter(canvas, job.options.reference_diameter, size_estimate=size)
+    return canvas
 
 
 def _luts(resolution, offsets, counts, grid, index) -> dict:

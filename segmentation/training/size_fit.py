@@ -18,7 +18,7 @@ from segmentation.datasets.sample_type import Sample
 from segmentation.inference.size_model import STYLE_TILE, SizeModel, style_vector
 
 #: Ridge strengths tried by cross-validation.
-RIDGE_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
+RIDGE_GRID = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
 #: Fewest nuclei an image needs to be used (its median diameter must mean something).
 MIN_NUCLEI = 3
 
