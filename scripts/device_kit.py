@@ -4,8 +4,10 @@ The GPU machine receives only the working tree (64 MiB at most) and has no netwo
 (3.12, x86-64) holds torch, torchvision, scikit-image and tifffile but not
 segmentation-models-pytorch or albumentations. The kit holds:
 
-* ``.kit/dsb2018_stage1_train.npz`` and ``.kit/bbbc039.npz``: the training data in the compact
-  encoding (``segmentation pack --codec webp``: normalised 8-bit WebP images, zlib labels);
+* ``.kit/dsb2018_stage1_train.npz``, ``.kit/bbbc039.npz``, ``.kit/gbm40_tcga.npz`` and
+  ``.kit/koyuncu_fluo.npz``: the training data in the compact encoding (``segmentation pack
+  --codec webp``: normalised 8-bit WebP images, zlib labels); the last two hold the held-out
+  sources too (TCGA tiles, Huh7 images), which a recipe keeps out with ``data.holdout``;
 * ``.kit/wheels/``: wheels of the missing packages for CPython 3.12 on manylinux x86-64, pinned
   to the versions of ``constraints.txt``.
 
@@ -100,12 +102,16 @@ def main(argv: list[str] | None = None) -> int:
         "--dsb", type=Path, default=REPO.parent / "shared/data/dsb2018/stage1_train"
     )
     parser.add_argument("--bbbc039", type=Path, default=REPO.parent / "shared/data/bbbc039")
+    parser.add_argument("--gbm40-tcga", type=Path, default=REPO.parent / "shared/data/gbm40_tcga")
+    parser.add_argument("--koyuncu", type=Path, default=REPO.parent / "shared/data/koyuncu_fluo")
     parser.add_argument("--limit-mib", type=float, default=60.0)
     parser.add_argument("--no-wheels", action="store_true", help="skip the wheel download")
     args = parser.parse_args(argv)
     KIT.mkdir(exist_ok=True)
     pack(args.dsb, KIT / "dsb2018_stage1_train.npz")
     pack(args.bbbc039, KIT / "bbbc039.npz")
+    pack(args.gbm40_tcga, KIT / "gbm40_tcga.npz")
+    pack(args.koyuncu, KIT / "koyuncu_fluo.npz")
     if not args.no_wheels:
         download_wheels(KIT / "wheels")
     kit = sum(f.stat().st_size for f in KIT.rglob("*") if f.is_file())

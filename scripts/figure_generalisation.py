@@ -6,7 +6,8 @@ printed), an RGB fluorescence composite: a held-out nuclear image in blue beside
 non-nuclear (cytoplasm-like) channel in red, made from the same image by dilating its nuclei into
 a textured ring, so that a model must ignore a bright channel that is not nuclear; and a
 brightfield validation image (DSB2018's one brightfield experiment is kept for training, so no
-brightfield group is held out).
+brightfield group is held out); and, where ``../shared/data`` holds them, images of the held-out
+sources (other labs: a dense TCGA H&E tile, a TCGA tile at twice its size, a Huh7 image).
 
 Usage:
   python scripts/figure_generalisation.py --model old=OLD.pt --model new=NEW.pt@hematoxylin \\
@@ -16,6 +17,8 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 import matplotlib
 
@@ -23,6 +26,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy import ndimage as ndi  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 from segmentation.datasets.sample_type import Sample  # noqa: E402
 from segmentation.evaluation.dataset import evaluate_dataset  # noqa: E402
@@ -77,7 +82,28 @@ def cases(data: str) -> list[tuple[str, Sample]]:
     out += [("RGB fluorescence composite (blue nuclei)", rgb_fluorescence(s)) for s in fluo]
     out += [(f"brightfield, validation; group seen ({s.name[:8]})", s) for s in bright]
     assert all(s.name in groups or s.labels is None or s.name.endswith("-rgb") for _, s in out)
-    return out
+    return out + source_cases()
+
+
+def source_cases() -> list[tuple[str, Sample]]:
+    """Images of the held-out sources (other labs), when ``../shared/data`` holds them: a dense
+    TCGA H&E tile (no bright background), a TCGA tile shown at twice its size (nuclei of about
+    47 px, which a first pass cuts into pieces), and a Huh7 fluorescence image."""
+    from bench_auto_diameter import resized
+
+    from segmentation.evaluation.heldout import load_source
+
+    try:
+        tcga, huh7 = load_source("tcga"), load_source("huh7")
+    except FileNotFoundError:
+        return []
+    by_name = {s.name: s for s in tcga}
+    dense, plain = by_name["TCGA-DU-5847-R01_1"], by_name["TCGA-DB-5270-R01_1"]
+    return [
+        (f"dense H&E, held-out source ({dense.name})", dense),
+        (f"H&E at 2x, held-out source ({plain.name})", resized(plain, 2.0)),
+        (f"Hoechst, held-out source ({huh7[0].name})", huh7[0]),
+    ]
 
 
 def main() -> None:
