@@ -79,7 +79,10 @@ def test_a_short_finetune_writes_a_model_file_that_segments(tmp_path, capsys):
     card = ckpt["model_card"]
     assert card["finetuned_from"] == "the default model" and card["network"] == "main"
     assert card["images"] == ["img0", "img1"] and card["nuclei"] > 20 and card["epochs"] >= 1
-    assert set(card["held_out_parts"]) == {"score_before", "score_after"}
+    parts = card["held_out_parts"]
+    assert set(parts) == {"score_before", "score_after"}
+    # the base weights compete: the result never scores lower on the held-out parts
+    assert parts["score_after"] >= parts["score_before"]
     shipped = read_checkpoint(default_model_path())
     assert "stained" in ckpt["routes"]  # the other network is kept, unchanged
     route, before = ckpt["routes"]["stained"]["members"][0], shipped["routes"]["stained"]
@@ -91,9 +94,29 @@ def test_a_short_finetune_writes_a_model_file_that_segments(tmp_path, capsys):
     changed = [
         k for k, v in ckpt["members"][0]["state_dict"].items() if not torch.equal(v, main_before[k])
     ]
-    assert changed  # the main network trained
+    assert bool(changed) == (card["weights"] == "fine-tuned")  # the main network trained
     model = load_model(out, "cpu")
     labels = segment(synthetic_nuclei((128, 128), 10, seed=5).image, model)
     assert labels.shape == (128, 128) and labels.max() > 0
     weights = ckpt["members"][0]["state_dict"]
     assert all(v.dtype == torch.float16 for v in weights.values() if v.is_floating_point())
+
+
+def test_a_finetune_that_scores_lower_keeps_the_base_weights(tmp_path, monkeypatch):
+    import segmentation.training.finetune as ft
+
+    tuned_network = ft._tuned_network
+
+    def worse_when_trained(network, best, val, device):
+        tuned = tuned_network(network, best, val, device)
+        return {**tuned, "_validation": -1.0} if best is not None else tuned
+
+    monkeypatch.setattr(ft, "_tuned_network", worse_when_trained)
+    images, masks = _folders(tmp_path)
+    out = tmp_path / "mine.pt"
+    finetune(images, masks, minutes=0.03, output=out, device="cpu", progress=False)
+    ckpt = read_checkpoint(out)
+    assert ckpt["model_card"]["weights"].startswith("base")
+    shipped = read_checkpoint(default_model_path())["members"][0]["state_dict"]
+    kept = ckpt["members"][0]["state_dict"]
+    assert all(torch.equal(v, shipped[k]) for k, v in kept.items())

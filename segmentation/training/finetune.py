@@ -14,7 +14,8 @@ and runs the one trainer (:func:`segmentation.training.fit.fit_member`) with it:
 - **validation without a separate set**: the last :data:`VALIDATION_SHARE` of each image along its
   longer side is held out (no training crop reaches it); after every epoch the held-out parts are
   segmented and the best state is kept. The post-processing thresholds are tuned on them at the
-  end, starting from the model's.
+  end, starting from the model's; the base weights, with thresholds tuned the same way, compete
+  with the best state, so a fine-tune that does not help on the held-out parts is not kept.
 - **crops and schedule**: :data:`CROP_SIZE`-pixel crops, batch :data:`BATCH_SIZE`, AdamW at
   :data:`LEARNING_RATE` with a cosine over the wall-time budget, the model's own augmentation,
   bfloat16 autocast on CPUs that have it (:mod:`segmentation.training.precision`).
@@ -227,6 +228,12 @@ def finetune(
         best, history = _train(config, train, val, minutes, progress)
         tuned = _tuned_network(network, best, val, device)
     before = _score(network, val, device)
+    # The base weights compete too (with thresholds tuned on the same parts): a fine-tune that
+    # does not beat them on the user's held-out parts is not kept.
+    untouched = _tuned_network(network, None, val, device)
+    kept = "fine-tuned"
+    if untouched["_validation"] > tuned["_validation"]:
+        tuned, kept = untouched, "base (fine-tuned weights scored lower on the held-out parts)"
     after = tuned.pop("_validation")
     card = {
         "name": Path(output).stem if output else "finetuned",
@@ -238,6 +245,7 @@ def finetune(
         "minutes": float(minutes),
         "epochs": len(history),
         "crops": int(sum(r.get("crops", 0) for r in history)),
+        "weights": kept,
         "rescaled": {s.name: round(f, 4) for (s, f) in scaled if f != 1.0},
         "held_out_parts": {"score_before": round(before, 4), "score_after": round(after, 4)},
         "date": time.strftime("%Y-%m-%d"),
@@ -304,15 +312,17 @@ def _score(network: dict[str, Any], val: list, device: str) -> float:
     return score_raw(model.family, raws, val, model.thresholds)["score"]
 
 
-def _tuned_network(network: dict[str, Any], best: Path, val: list, device: str) -> dict:
-    """The network's checkpoint with the best weights and thresholds tuned on ``val``."""
+def _tuned_network(network: dict[str, Any], best: Path | None, val: list, device: str) -> dict:
+    """The network's checkpoint with the best weights (``None``: its own) and thresholds tuned
+    on ``val``; its score on ``val`` under ``"_validation"``."""
     from segmentation.inference import SegmentationModel
     from segmentation.training.checkpoint import read_checkpoint
     from segmentation.training.tuning import tune_model_thresholds
 
-    trained = read_checkpoint(best)["members"][0]
+    trained = read_checkpoint(best)["members"][0] if best is not None else {}
     tuned = {**network, "members": [{**network["members"][0], **trained}]}
-    tuned["members"][0].pop("unused_keys", None)
+    if best is not None:  # the trainer's state is whole: no pruned layers
+        tuned["members"][0].pop("unused_keys", None)
     model = SegmentationModel.from_checkpoint(tuned, device)
     thresholds, metrics = tune_model_thresholds(model, val)
     return {**tuned, "thresholds": thresholds, "_validation": metrics["score"]}
