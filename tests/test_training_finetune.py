@@ -95,6 +95,9 @@ def test_a_short_finetune_writes_a_model_file_that_segments(tmp_path, capsys):
         k for k, v in ckpt["members"][0]["state_dict"].items() if not torch.equal(v, main_before[k])
     ]
     assert bool(changed) == (card["weights"] == "fine-tuned")  # the main network trained
+    # a few held-out nuclei: the thresholds are the base model's, not fitted to noise
+    assert card["thresholds"].startswith("the base model's")
+    assert ckpt["thresholds"] == shipped["thresholds"]
     model = load_model(out, "cpu")
     labels = segment(synthetic_nuclei((128, 128), 10, seed=5).image, model)
     assert labels.shape == (128, 128) and labels.max() > 0
@@ -107,16 +110,18 @@ def test_a_finetune_that_scores_lower_keeps_the_base_weights(tmp_path, monkeypat
 
     tuned_network = ft._tuned_network
 
-    def worse_when_trained(network, best, val, device):
-        tuned = tuned_network(network, best, val, device)
+    def worse_when_trained(network, best, val, device, retune):
+        tuned = tuned_network(network, best, val, device, retune)
         return {**tuned, "_validation": -1.0} if best is not None else tuned
 
     monkeypatch.setattr(ft, "_tuned_network", worse_when_trained)
+    monkeypatch.setattr(ft, "MIN_TUNING_NUCLEI", 1)  # enough held-out nuclei to re-tune
     images, masks = _folders(tmp_path)
     out = tmp_path / "mine.pt"
     finetune(images, masks, minutes=0.03, output=out, device="cpu", progress=False)
     ckpt = read_checkpoint(out)
     assert ckpt["model_card"]["weights"].startswith("base")
+    assert ckpt["model_card"]["thresholds"].startswith("tuned on the")
     shipped = read_checkpoint(default_model_path())["members"][0]["state_dict"]
     kept = ckpt["members"][0]["state_dict"]
     assert all(torch.equal(v, shipped[k]) for k, v in kept.items())

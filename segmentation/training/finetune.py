@@ -14,7 +14,8 @@ and runs the one trainer (:func:`segmentation.training.fit.fit_member`) with it:
 - **validation without a separate set**: the last :data:`VALIDATION_SHARE` of each image along its
   longer side is held out (no training crop reaches it); after every epoch the held-out parts are
   segmented and the best state is kept. The post-processing thresholds are tuned on them at the
-  end, starting from the model's; the base weights, with thresholds tuned the same way, compete
+  end, starting from the model's, when they hold at least :data:`MIN_TUNING_NUCLEI` nuclei
+  (else the model's are kept: tuning on fewer fits noise); the base weights, with thresholds tuned the same way, compete
   with the best state, so a fine-tune that does not help on the held-out parts is not kept.
 - **crops and schedule**: :data:`CROP_SIZE`-pixel crops, batch :data:`BATCH_SIZE`, AdamW at
   :data:`LEARNING_RATE` with a cosine over the wall-time budget, the model's own augmentation,
@@ -46,6 +47,10 @@ BATCH_SIZE = 8
 LEARNING_RATE = 2e-4
 #: Crops per epoch: one validation per epoch, so the best state is chosen often.
 CROPS_PER_EPOCH = 256
+#: Fewest nuclei in the held-out parts for the thresholds to be re-tuned there: on fewer, tuning
+#: fits noise (5 Huh7 images, 31 held-out nuclei: the tuned thresholds cost 0.03 on the source's
+#: other images, docs/benchmarks.md "Fine-tuning on a few images of a new source").
+MIN_TUNING_NUCLEI = 100
 
 
 def _annotated(images: Any, masks: Any, binary_masks: bool) -> list[Sample]:
@@ -226,11 +231,13 @@ def finetune(
             network, Path(work), base_path, route, max_minutes=minutes, seed=seed, device=device
         )
         best, history = _train(config, train, val, minutes, progress)
-        tuned = _tuned_network(network, best, val, device)
+        val_nuclei = sum(len(np.unique(s.labels)) - 1 for s in val)
+        retune = val_nuclei >= MIN_TUNING_NUCLEI
+        tuned = _tuned_network(network, best, val, device, retune)
     before = _score(network, val, device)
-    # The base weights compete too (with thresholds tuned on the same parts): a fine-tune that
-    # does not beat them on the user's held-out parts is not kept.
-    untouched = _tuned_network(network, None, val, device)
+    # The base weights compete too (with thresholds chosen the same way): a fine-tune that does
+    # not beat them on the user's held-out parts is not kept.
+    untouched = _tuned_network(network, None, val, device, retune)
     kept = "fine-tuned"
     if untouched["_validation"] > tuned["_validation"]:
         tuned, kept = untouched, "base (fine-tuned weights scored lower on the held-out parts)"
@@ -246,6 +253,12 @@ def finetune(
         "epochs": len(history),
         "crops": int(sum(r.get("crops", 0) for r in history)),
         "weights": kept,
+        "thresholds": (
+            f"tuned on the {val_nuclei} nuclei of the held-out parts"
+            if retune
+            else f"the base model's ({val_nuclei} nuclei in the held-out parts, fewer than "
+            f"{MIN_TUNING_NUCLEI} to tune on)"
+        ),
         "rescaled": {s.name: round(f, 4) for (s, f) in scaled if f != 1.0},
         "held_out_parts": {"score_before": round(before, 4), "score_after": round(after, 4)},
         "date": time.strftime("%Y-%m-%d"),
@@ -312,9 +325,11 @@ def _score(network: dict[str, Any], val: list, device: str) -> float:
     return score_raw(model.family, raws, val, model.thresholds)["score"]
 
 
-def _tuned_network(network: dict[str, Any], best: Path | None, val: list, device: str) -> dict:
+def _tuned_network(
+    network: dict[str, Any], best: Path | None, val: list, device: str, retune: bool = True
+) -> dict:
     """The network's checkpoint with the best weights (``None``: its own) and thresholds tuned
-    on ``val``; its score on ``val`` under ``"_validation"``."""
+    on ``val`` (``retune``; else its own); its score on ``val`` under ``"_validation"``."""
     from segmentation.inference import SegmentationModel
     from segmentation.training.checkpoint import read_checkpoint
     from segmentation.training.tuning import tune_model_thresholds
@@ -323,6 +338,8 @@ def _tuned_network(network: dict[str, Any], best: Path | None, val: list, device
     tuned = {**network, "members": [{**network["members"][0], **trained}]}
     if best is not None:  # the trainer's state is whole: no pruned layers
         tuned["members"][0].pop("unused_keys", None)
+    if not retune:
+        return {**tuned, "_validation": _score(tuned, val, device)}
     model = SegmentationModel.from_checkpoint(tuned, device)
     thresholds, metrics = tune_model_thresholds(model, val)
     return {**tuned, "thresholds": thresholds, "_validation": metrics["score"]}
