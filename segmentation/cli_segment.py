@@ -5,7 +5,10 @@ Without ``--model`` the default model that ships inside the package is used.
 Per input image, under its output name ``<name>``: ``<name>_labels.tif`` (int labels, uint16 up to
 65,535 nuclei, else int32), ``<name>_overlay.png`` (outlines over the image) and
 ``<name>_nuclei.csv`` (one row per nucleus: area, centroid, bounding box, mean intensity, score).
-``--submission FILE`` also writes a Kaggle DSB2018 submission CSV (``ImageId`` = name). A file that
+``--export geojson,imagej`` also writes ``<name>_nuclei.geojson`` (nucleus polygons with their
+measurements, QuPath detections) and ``<name>_rois.zip`` (ImageJ ROIs for Fiji's ROI Manager), see
+:mod:`segmentation.export`. ``--submission FILE`` also writes a Kaggle DSB2018 submission CSV
+(``ImageId`` = name). A file that
 cannot be read is reported by name and skipped; the others are still segmented (exit status 1).
 
 Output names: an image's name is its file stem (``a.png`` -> ``a``), unless another input has the
@@ -108,12 +111,31 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--no-table", action="store_true", help="skip the per-nucleus CSVs")
     parser.add_argument("--submission", default=None, help="also write a Kaggle submission CSV")
     parser.add_argument(
+        "--export",
+        type=_exports,
+        default=(),
+        metavar="NAMES",
+        help="also write files other tools open, comma-separated: geojson (<stem>_nuclei.geojson, "
+        "nucleus polygons with their measurements for QuPath: File > Import objects) and/or "
+        "imagej (<stem>_rois.zip, one ROI per nucleus for Fiji's ROI Manager)",
+    )
+    parser.add_argument(
         "--no-progress",
         action="store_true",
         help="no progress bar (shown on a terminal: images, or the tiles of a single image)",
     )
     parser.set_defaults(func=run)
     return parser
+
+
+def _exports(text: str) -> tuple[str, ...]:
+    """``--export`` value -> export names; an unknown name is a usage error listing valid ones."""
+    from segmentation.export import parse_exports
+
+    try:
+        return parse_exports(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def collect_inputs(inputs: list[str]) -> list[Path]:
@@ -235,6 +257,7 @@ def run(args: argparse.Namespace) -> int:
     from segmentation.atomic import OutputError, check_output_file, check_output_folder
     from segmentation.datasets.io import write_labels
     from segmentation.datasets.rle import write_submission_csv
+    from segmentation.export import EXPORTS, to_geojson, to_imagej_rois
     from segmentation.inference import (
         SegmentOptions,
         load_default_model,
@@ -281,7 +304,7 @@ def run(args: argparse.Namespace) -> int:
         tile_overlap=args.tile_overlap,
         tta=args.tta,
         batch_size=args.batch_size,
-        return_details=not args.no_table,
+        return_details=not args.no_table or "geojson" in args.export,  # its measurements
         options=options,
     )
     for result in results:
@@ -295,8 +318,13 @@ def run(args: argparse.Namespace) -> int:
             write_labels(out / f"{name}_labels.tif", labels)
             if not args.no_overlay:
                 write_overlay(out / f"{name}_overlay.png", result.image, labels)
-            if result.details is not None:
+            if result.details is not None and not args.no_table:
                 write_nuclei_csv(out / f"{name}_nuclei.csv", result.details.nuclei, name)
+            if "geojson" in args.export:
+                table = result.details.nuclei if result.details is not None else None
+                to_geojson(labels, out / f"{name}{EXPORTS['geojson']}", table=table)
+            if "imagej" in args.export:
+                to_imagej_rois(labels, out / f"{name}{EXPORTS['imagej']}")
         except OutputError as err:
             return _fail(err)
         if args.submission:
