@@ -58,8 +58,9 @@ def test_channels_first_arrays_with_channel_axis(model, gray, expected):
     chw = _planes(gray, 1, 3)
     picked = SegmentOptions(channel_axis=0, channel=1)
     np.testing.assert_array_equal(segment(chw, model, options=picked), expected)
-    colour = segment(chw, model, options=SegmentOptions(channel_axis=0))  # 3 channels: colour
-    np.testing.assert_array_equal(colour, segment(np.moveaxis(chw, 0, -1), model))
+    with pytest.raises(ValueError, match=r"has 3 channels.*channel=0"):  # stains, not colour
+        segment(chw, model, options=SegmentOptions(channel_axis=0))
+    assert segment(np.moveaxis(chw, 0, -1), model).shape == gray.shape  # (H, W, 3): colour
     last = SegmentOptions(channel_axis=-1, channel=1)
     np.testing.assert_array_equal(segment(np.moveaxis(chw, 0, -1), model, options=last), expected)
     with pytest.raises(ValueError, match=r"has 4 channels.*channel=c, c in 0\.\.3"):

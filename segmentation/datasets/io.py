@@ -115,13 +115,26 @@ def _tiff_series(path: Path, single_page: bool) -> tuple[np.ndarray, str, tuple[
     keep = [i for i, a in enumerate(axes) if a in "YX" or shape[i] != 1]
     array = array.reshape([shape[i] for i in keep])
     axes = "".join(axes[i] for i in keep)
-    if axes == "SYX":  # planar colour
-        array, axes = np.moveaxis(array, 0, -1), "YXS"
     return array, axes, extrasamples
+
+
+def is_alpha_channel(plane: np.ndarray) -> bool:
+    """Whether a 4th (or 2nd) channel of colour (or gray) pixels is alpha rather than a channel of
+    its own: 8-bit (uint8) pixels, or a constant plane (an opaque image's alpha, any dtype).
+
+    Args:
+        plane: ``(H, W)`` array, the candidate alpha channel.
+
+    Returns:
+        ``True`` for alpha: the plane may be dropped without losing an image channel.
+    """
+    return plane.dtype == np.uint8 or bool(plane.min() == plane.max())
 
 
 def _read_tiff(path: Path) -> np.ndarray:
     array, axes, _ = _tiff_series(path, single_page=True)
+    if axes == "SYX":  # planar colour
+        array, axes = np.moveaxis(array, 0, -1), "YXS"
     if axes not in ("YX", "YXS"):
         raise ValueError(
             f"{path} is a {array.ndim}-D TIFF (axes {axes!r}, shape {array.shape}); only 2-D "
@@ -207,9 +220,13 @@ def read_image_axes(path: str | os.PathLike) -> tuple[np.ndarray, str]:
         images become ``uint8`` 0/255) and one letter per axis, tifffile's names: ``Y``, ``X``
         (the image plane), ``S`` (colour samples: 1 gray or 3 RGB, last), ``C`` (channels),
         ``Z``, ``T``, ``Q`` (unknown, e.g. the pages of a plain multi-page TIFF)... E.g. ``"YX"``
-        (gray), ``"YXS"`` (RGB; planar RGB is moved to channels-last), ``"CYX"``, ``"QYX"``.
-        Alpha is dropped: PNG gray+alpha and RGBA, TIFF extra samples marked as alpha. Other
-        extra samples of a TIFF make its sample axis ``C`` (channels, not colour).
+        (gray), ``"YXS"`` (RGB), ``"CYX"``, ``"QYX"``. Planar RGB is moved to channels-last:
+        ``"YXS"`` when 8-bit, else ``"YXC"`` (channels, not colour: what tifffile writes for a
+        ``(3, H, W)`` uint16 or float stack without ``photometric``). Alpha is dropped where it
+        is alpha (:func:`is_alpha_channel`: 8-bit, or constant): PNG gray+alpha and RGBA, TIFF
+        extra samples marked as alpha; a varying alpha of more than 8 bits (a 4th fluorescence
+        channel that tifffile or OpenCV saved as RGBA) and other extra samples of a TIFF make
+        the sample axis ``C`` (channels, not colour).
 
     Raises:
         FileNotFoundError: the file does not exist.
@@ -218,6 +235,9 @@ def read_image_axes(path: str | os.PathLike) -> tuple[np.ndarray, str]:
     path = _check_file(path)
     if path.suffix.lower() in TIFF_SUFFIXES:
         array, axes, extrasamples = _tiff_series(path, single_page=False)
+        if axes == "SYX":  # planar colour: photographs are 8-bit, other planes are channels
+            array = np.moveaxis(array, 0, -1)
+            axes = "YXS" if array.dtype == np.uint8 else "YXC"
     else:
         array = _read_array(path)
         axes, extrasamples = ("YX", ()) if array.ndim == 2 else ("YXS", ())
@@ -231,6 +251,7 @@ def read_image_axes(path: str | os.PathLike) -> tuple[np.ndarray, str]:
         if colour not in (1, 3):  # extra samples not described: gray+alpha or RGBA as before
             colour, extrasamples = (samples - 1, (2,)) if samples in (2, 4) else (samples, ())
         alpha = [colour + k for k, e in enumerate(extrasamples) if e in _ALPHA_SAMPLES]
+        alpha = [i for i in alpha if is_alpha_channel(array[..., i])]
         if alpha:
             array = np.delete(array, alpha, axis=-1)
         if array.shape[-1] not in (1, 3) or len(alpha) < len(extrasamples):

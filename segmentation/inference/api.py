@@ -231,6 +231,7 @@ def _iterate(
             entry = _Pending(SegmentResult(index, _name(item, index)))
             try:
                 entry.result.image = as_image_array(item, options.channel, options.channel_axis)
+                options.check_resized_shape(entry.result.image.shape)  # a stated size
             except _INPUT_ERRORS as err:
                 entry.result.error, entry.result._exception = str(err), err
             else:
@@ -314,17 +315,21 @@ def segment(
 
     Args:
         image: one image: an ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` or ``(H, W, 4)`` array
-            (uint8, uint16, any int or float; alpha dropped; gray replicated to three channels),
-            any ``(H, W, C)`` with ``channel``, a ``(C, H, W)`` array with ``channel_axis=0``, or
-            a PNG/TIFF path (8/16-bit or float32, gray/RGB/RGBA, multi-channel or multi-page
-            TIFF). Or a list of those, or a folder path.
+            (uint8, uint16, any int or float; gray replicated to three channels; the 4th of 4
+            channels dropped as alpha when 8-bit or constant, else ``channel`` is needed), any
+            ``(H, W, C)`` with ``channel``, a ``(C, H, W)`` array with ``channel_axis=0`` (and
+            ``channel`` unless ``C == 1``: three channels first are stains, not colour), or a
+            PNG/TIFF path (8/16-bit or float32, gray/RGB/RGBA, multi-channel or multi-page TIFF;
+            an ImageJ/OME ``C`` axis needs ``channel``). Or a list of those, or a folder path.
         model: a model file path or a loaded :class:`SegmentationModel`; ``None`` uses the
             default model that ships inside the package
             (:func:`~segmentation.inference.default.load_default_model`, loaded once per device,
             offline; its scores: ``load_default_model().model_card``).
         diameter: typical nucleus diameter in pixels; the image is resized so that nuclei are
-            the size the model was trained at. ``None``: estimated from a first pass (see
-            :class:`~segmentation.inference.options.SegmentOptions`).
+            the size the model was trained at (a rescale factor ``reference_diameter /
+            diameter`` within 1/32 .. 8: 2.25 .. 576 px for the default model, and at most the
+            image's shorter side; else a ``ValueError``). ``None``: estimated from a first pass
+            (see :class:`~segmentation.inference.options.SegmentOptions`).
         channel: segment this channel (from 0) as a gray image, e.g. the nuclear stain.
         channel_axis: the axis holding the channels: ``0`` for ``(C, H, W)`` arrays and
             multi-page TIFFs, ``-1`` for ``(H, W, C)``.
@@ -356,10 +361,11 @@ def segment(
         with a warning naming each (use :func:`segment_files` to collect the errors).
 
     Raises:
-        ValueError: bad settings (a keyword that conflicts with ``options``), or an invalid
-            image (NaN values, a 3-D stack, an ambiguous shape without ``channel_axis``, several
-            channels without ``channel``, an empty or corrupt file; for a list, the message names
-            the item).
+        ValueError: bad settings (a keyword that conflicts with ``options``, a ``diameter`` or
+            ``scale`` out of range), or an invalid image (NaN values, a 3-D stack, an ambiguous
+            shape without ``channel_axis``, several channels without ``channel``, an empty or
+            corrupt file, smaller than the stated diameter; for a list, the message names the
+            item).
         TypeError: an input that is neither an array nor a path.
         FileNotFoundError: a missing file or folder (or a missing default model file).
 

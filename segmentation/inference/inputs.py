@@ -4,7 +4,10 @@ Channel choice (:func:`as_image_array`, options ``channel`` and ``channel_axis``
 :class:`~segmentation.inference.options.SegmentOptions`): a gray image is replicated to the
 network's three input channels, RGB is used as is, alpha is dropped; with ``channel=c`` one channel
 of a multi-channel image is used as gray; ``channel_axis`` says which axis holds the channels
-(channels-first arrays, multi-page TIFFs).
+(channels-first arrays, multi-page TIFFs). Three channels are colour only when stored as colour
+pixels (an ``(H, W, 3)`` array, a file marked RGB); three channels of a channel axis (``(C, H, W)``,
+an ImageJ/OME ``C`` axis) are stains of a microscope and need ``channel``, as do four channels
+whose fourth is not alpha (alpha: 8-bit RGBA, or a constant channel).
 
 Normalisation statistics (the percentile range) come from the whole image, never from a tile, so
 that tiles of one image are scaled alike; :func:`normalized_window` then normalises any window of
@@ -20,9 +23,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from segmentation.datasets.io import is_alpha_channel, read_image_axes
 from segmentation.datasets.normalize import CLIP_HIGH, CLIP_LOW
 
 _USE_CHANNEL = "segment(..., channel=c) or SegmentOptions(channel=c)"
+_FIX_CHANNEL = (
+    "e.g. segment(..., channel=0), or --channel 0 on the command line, when the nuclei are in "
+    "channel 0"
+)
 _STACKS = "3-D stacks are not supported: segment one plane at a time"
 
 
@@ -76,6 +84,29 @@ def _channel_axis(
     return 2
 
 
+def _stored_as_colour(axis: int, axes: str | None) -> bool:
+    """Whether 3 channels along ``axis`` are the samples of colour pixels: the last axis of an
+    array (``(H, W, 3)``, the layout of RGB pixels) or a file's ``S`` axis (marked RGB)."""
+    return axis == 2 if axes is None else axes[axis] == "S"
+
+
+def _three_channels_error(what: str, shape: tuple[int, ...], axis: int, axes: str | None) -> str:
+    """The error for 3 channels that are not stored as colour (see :func:`_stored_as_colour`)."""
+    if axes is None:
+        layout = f"channels along axis {axis} (channels first is not how RGB pixels are stored)"
+        photo = f"if it is an RGB photograph, pass np.moveaxis(image, {axis}, -1)"
+    else:
+        kind = "a channel axis" if axes[axis] == "C" else "pages"
+        layout = f"{kind} ({axes[axis]!r}: axes {axes!r}), not the samples of an RGB file"
+        photo = "if it is an RGB photograph, save it as RGB (photometric RGB, samples last)"
+    return (
+        f"{what} has 3 channels (shape {shape}, {layout}): separate channels of a microscope, "
+        "e.g. fluorescence stains, not a colour photograph, and segmenting them as colour finds "
+        "few of the nuclei. Choose the one to segment (the nuclear stain) with channel=c, c in "
+        f"0..2 ({_USE_CHANNEL}), {_FIX_CHANNEL}; {photo}"
+    )
+
+
 def as_image_array(
     image: np.ndarray | str | os.PathLike,
     channel: int | None = None,
@@ -100,10 +131,15 @@ def as_image_array(
 
     - ``channel=c``: channel ``c`` (from 0) as a gray image (e.g. the DNA stain); any number of
       channels.
-    - ``channel=None``: 1 channel is gray, 3 are colour (RGB order), 4 channels last (``(H, W,
-      4)``, the layout of RGBA pixels) are RGBA and alpha is dropped; any other count (2, 5...,
-      or 4 channels first, a 4-stain stack) is an error asking for ``channel``. (Cellpose 4 uses
-      the first three channels and drops the rest; here nothing is dropped silently.)
+    - ``channel=None``: 1 channel is gray; 3 are colour (RGB order) when stored as colour
+      pixels: an array's last axis (``(H, W, 3)``) or a file's colour samples (``S``: marked
+      RGB); 4 channels last (``(H, W, 4)``, the layout of RGBA pixels) are RGBA, alpha dropped,
+      when the 4th is alpha: 8-bit (uint8) pixels, or a constant 4th channel. Anything else is
+      an error asking for ``channel``: 3 channels of a channel axis (a ``(C, H, W)`` array with
+      ``channel_axis=0``, an ImageJ/OME ``C`` axis, pages) are stains of a microscope, not a
+      colour photograph; 4 channels whose 4th varies and is not 8-bit; 2, 5 or more channels.
+      (Cellpose 4 uses the first three channels and drops the rest; here nothing is dropped
+      silently.)
 
     Args:
         image: an array of integer or float dtype, or a PNG/TIFF path (8/16-bit, float32,
@@ -119,14 +155,13 @@ def as_image_array(
     Raises:
         TypeError: not an array or path, or a bool/complex/object dtype.
         ValueError: an ambiguous shape without ``channel_axis``, a stack or 4-D array, an empty
-            image, NaN or infinite values, a channel index out of range, a channel count that
-            needs ``channel``.
+            image, NaN or infinite values, a channel index out of range, channels that need
+            ``channel`` (a count other than 1 or 3, 3 channels not stored as colour, 4 channels
+            whose 4th is not alpha).
         FileNotFoundError: a path that does not exist.
     """
     axes, what = None, "the image"
     if isinstance(image, str | os.PathLike):
-        from segmentation.datasets.io import read_image_axes
-
         what = str(image)
         image, axes = read_image_axes(Path(image))
         if len(axes) != image.ndim or "Y" not in axes or "X" not in axes:
@@ -160,13 +195,23 @@ def as_image_array(
                 f"(shape {shape}, channels along axis {axis}); channels are numbered from 0"
             )
         image = image[:, :, channel : channel + 1]
-    elif count == 4 and axis == 2 and axes is None:
+    elif count == 4 and axis == 2 and axes is None and is_alpha_channel(image[:, :, 3]):
         image = image[:, :, :3]  # RGBA pixels: alpha dropped
+    elif count == 4 and axis == 2 and axes is None:
+        raise ValueError(
+            f"{what} has 4 channels (shape {shape}, {image.dtype}, channels last) and the 4th is "
+            "not alpha (alpha is the 4th channel of 8-bit RGBA pixels, or a constant one): these "
+            "are 4 separate channels, e.g. fluorescence stains. Choose the one to segment (the "
+            f"nuclear stain) with channel=c, c in 0..3 ({_USE_CHANNEL}), {_FIX_CHANNEL}; for "
+            "an RGBA photograph of more than 8 bits, pass image[..., :3]"
+        )
+    elif count == 3 and not _stored_as_colour(axis, axes):
+        raise ValueError(_three_channels_error(what, shape, axis, axes))
     elif count not in (1, 3):
         raise ValueError(
             f"{what} has {count} channels (shape {shape}, channels along axis {axis}); choose "
             f"the one to segment (the nuclear stain) with channel=c, c in 0..{count - 1} "
-            f"({_USE_CHANNEL}): only 1 (gray), 3 (RGB) or 4 channels last (RGBA) are used "
+            f"({_USE_CHANNEL}), {_FIX_CHANNEL}: only 1 (gray), 3 (RGB) or RGBA pixels are used "
             "without a choice"
         )
     if image.dtype.kind == "f" and not np.isfinite(image).all():

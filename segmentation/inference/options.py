@@ -15,12 +15,23 @@ from typing import Any
 import torch
 
 from segmentation.datasets.nuclear_view import STAINED_VIEWS
+from segmentation.inference.inputs import scaled_shape
 
 #: Typical nucleus diameter (pixels) of the DSB2018 stage-1 training images, the scale the models
 #: are trained at: the median over the 664 images of each image's median equivalent diameter
 #: ``2 * sqrt(area / pi)`` (18.05 px; the median over all 28,986 nuclei is 19.6 px, 5-95 % of the
 #: per-image medians lie in 9.6-49.5 px). Measured on ``cache/stage1_train.npz``.
 REFERENCE_DIAMETER = 18.0
+
+#: The resize factor a caller may ask for (``reference_diameter / diameter``, or ``scale``). The
+#: automatic size never resizes by more than :data:`~.diameter.MAX_ZOOM` (3) either way; a stated
+#: size is trusted further: up to 8x enlarged (nuclei of 18 / 8 = 2.25 px at the training diameter:
+#: a pixel or two across, no shape left to segment, and 64x the pixels to predict; ``diameter=1``
+#: on a 128 x 128 crop ran 28 s and returned 713 objects) and 32x shrunk (nuclei of 18 x 32 = 576
+#: px, twice the largest nuclei of a 100x objective: 20 um at 0.065 um per pixel is about 300 px;
+#: ``diameter=1e6`` returned no nuclei). A factor that shrinks the image itself below one nucleus
+#: of the training size is refused for that image (:meth:`SegmentOptions.check_resized_shape`).
+MIN_RESIZE, MAX_RESIZE = 1 / 32, 8.0
 
 #: Names of the test-time augmentation views: ``rot<k>`` turns by ``k * 90`` degrees
 #: (counter-clockwise, ``np.rot90``), ``flip`` then mirrors left-right.
@@ -36,8 +47,10 @@ class SegmentOptions:
 
     Attributes:
         channel: ``None`` (default): gray images are replicated to the network's three input
-            channels, RGB is used as is, alpha (the 4th of 4 channels last) is dropped; other
-            channel counts are an error asking for ``channel``. An int ``c``: use channel ``c``
+            channels, RGB (3 channels last, or a file marked RGB) is used as is, alpha (the 4th
+            of 4 channels last, when 8-bit or constant) is dropped; other channels (3 along a
+            channel axis, 4 with a varying 4th of more than 8 bits, 2, 5...) are an error asking
+            for ``channel``. An int ``c``: use channel ``c``
             (from 0) as a gray image (e.g. the DNA stain of a multi-channel fluorescence image);
             any number of channels is then accepted.
         channel_axis: ``None`` (default): arrays are channels last, ``(H, W, C)`` (a shape whose
@@ -46,13 +59,18 @@ class SegmentOptions:
             ImageJ/OME ``C`` axis). An int: the axis holding the channels, like Cellpose's
             ``channel_axis``: ``0`` for a ``(C, H, W)`` array or a multi-page TIFF (axes ``QYX``,
             ``CYX``; counted as stored), ``-1`` for ``(H, W, C)``. Ignored for 2-D images. With
-            ``channel_axis`` and no ``channel``, 1 channel is gray, 3 are colour; other counts
-            need ``channel`` (see :func:`~segmentation.inference.inputs.as_image_array`).
+            ``channel_axis`` and no ``channel``, 1 channel is gray; 3 are colour only channels
+            last (``-1``) or in a file marked RGB; the rest need ``channel`` (see
+            :func:`~segmentation.inference.inputs.as_image_array`).
         scale: resize factor applied before inference (``0.5`` halves each side); labels are
             resized back to the input's shape (nearest neighbour). Use it when the nuclei are far
-            from the training size (see ``diameter``).
+            from the training size (see ``diameter``). Within :data:`MIN_RESIZE` ..
+            :data:`MAX_RESIZE` (1/32 .. 8), and not shrinking an image below one nucleus of the
+            training size (:meth:`SegmentOptions.check_resized_shape`); else a ``ValueError``.
         diameter: typical nucleus diameter in the input image, in pixels; sets
-            ``scale = reference_diameter / diameter``. Give ``scale`` or ``diameter``, not both.
+            ``scale = reference_diameter / diameter``, within the same range (2.25 .. 576 px at
+            the default ``reference_diameter`` of 18; at most the image's shorter side). Give
+            ``scale`` or ``diameter``, not both.
         reference_diameter: nucleus diameter (pixels) the model was trained at; default
             :data:`REFERENCE_DIAMETER` (DSB2018). Set it for models trained on other data.
         auto_diameter: with neither ``scale`` nor ``diameter`` given, estimate the nuclei's
@@ -126,6 +144,8 @@ class SegmentOptions:
                 f"give scale ({self.scale}) or diameter ({self.diameter}), not both: diameter "
                 "sets scale = reference_diameter / diameter"
             )
+        if not MIN_RESIZE <= self.resize_factor <= MAX_RESIZE:
+            raise ValueError(self._resize_error())
         if self.stained_view is not None and self.stained_view not in STAINED_VIEWS:
             raise ValueError(
                 f"stained_view must be None (the model's) or one of {STAINED_VIEWS}, got "
@@ -146,6 +166,70 @@ class SegmentOptions:
             raise ValueError(f"decode_block must be an int >= 64 pixels, got {self.decode_block!r}")
         if not 0.0 < float(self.merge_iou) <= 1.0:
             raise ValueError(f"merge_iou must lie in (0, 1], got {self.merge_iou!r}")
+
+    def _resize_error(self) -> str:
+        """Why the stated ``diameter`` or ``scale`` is refused, and the fix."""
+        factor, ref = self.resize_factor, float(self.reference_diameter)
+        if factor > MAX_RESIZE:
+            why = (
+                f"enlarging {factor:.3g}-fold leaves nuclei of a pixel or two, with no shape to "
+                f"segment, and {factor**2:.3g}x the pixels to predict"
+            )
+        else:
+            why = f"shrinking {1 / factor:.3g}-fold leaves nothing to segment"
+        allowed = (
+            f"the allowed factors are 1/{1 / MIN_RESIZE:g} .. {MAX_RESIZE:g} (nuclei of "
+            f"{ref / MAX_RESIZE:.3g} .. {ref / MIN_RESIZE:.4g} px across)"
+        )
+        fix = (
+            "give the nuclei's typical diameter in pixels of this image (segment(..., "
+            "diameter=d), CLI --diameter d), or leave diameter and scale out to have it "
+            "estimated from a first pass"
+        )
+        if self.diameter is not None:
+            return (
+                f"diameter={self.diameter:g} px gives a rescale factor of {factor:.3g} "
+                f"(reference_diameter {ref:g} / diameter) and {why}; {allowed}: {fix}"
+            )
+        return f"scale={self.scale:g} is out of range: {why}; {allowed}: {fix}"
+
+    def check_resized_shape(self, shape: tuple[int, ...]) -> None:
+        """Refuse a stated ``diameter`` or ``scale`` that shrinks an image below one nucleus.
+
+        The image resized by ``self.resize_factor`` must be at least ``reference_diameter``
+        pixels on its shorter side (one nucleus at the model's training size): with
+        ``diameter``, the nuclei must not be wider than the image. Only a shrinking factor is
+        checked; ``segment()`` checks the caller's settings, not its automatic second pass
+        (which resizes within :data:`~.diameter.MAX_ZOOM`).
+
+        Args:
+            shape: ``(H, W)`` or ``(H, W, C)`` of the image as segmented.
+
+        Raises:
+            ValueError: naming the diameter or scale, the rescale factor, the resized size and
+                the largest diameter (smallest scale) this image allows.
+        """
+        factor, ref = self.resize_factor, float(self.reference_diameter)
+        height, width = (int(s) for s in shape[:2])
+        resized = scaled_shape((height, width), factor)
+        if factor >= 1.0 or min(resized) >= ref:
+            return
+        shrinks = (
+            f"shrinks the {height} x {width} image to {resized[0]} x {resized[1]} px, narrower "
+            f"than one nucleus at the model's training size ({ref:g} px)"
+        )
+        if self.diameter is not None:
+            raise ValueError(
+                f"diameter={self.diameter:g} px (rescale factor {factor:.3g} = "
+                f"reference_diameter {ref:g} / diameter) {shrinks}: the nuclei would be wider "
+                f"than the image. Give the nuclei's typical diameter in pixels, at most "
+                f"{min(height, width)} for this image (segment(..., diameter=d), CLI --diameter "
+                "d), or leave it out to have it estimated"
+            )
+        raise ValueError(
+            f"scale={self.scale:g} {shrinks}; use scale >= {ref / min(height, width):.4g} for "
+            "this image, or give the nuclei's diameter instead (diameter=d, CLI --diameter d)"
+        )
 
     @property
     def estimates_diameter(self) -> bool:
