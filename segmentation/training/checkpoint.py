@@ -15,6 +15,7 @@ A model file is a ``torch.save`` dict of plain Python values and tensors (loadab
     training_state: {...} | None                 # optimizer, scheduler, epoch, RNG (last.pt only)
     model_card: {...}                            # optional: a shipped model's description
     weights_sha256: "64 hex digits"              # added by atomic_save (see checksum.py)
+    settings_sha256: "64 hex digits"             # all else but model_card and training_state
     training_state_sha256: "64 hex digits"       # added by atomic_save when training_state is set
     routes: {"stained": checkpoint dict}         # optional: a network of its own for a kind of image
 
@@ -23,7 +24,7 @@ StarDist ships one model for fluorescence and one for H&E: ``segment()`` sends e
 :func:`~segmentation.datasets.nuclear_view.view_kind` is a key of ``routes`` (``"gray"``,
 ``"stained"`` or ``"composite"``) to that network, every other image to the file's own
 ``members``. A route is a whole checkpoint dict (family, members, thresholds, normalization,
-recipe, metrics, its own ``weights_sha256``) without a training state, a model card or routes of
+recipe, metrics, its own checksums) without a training state, a model card or routes of
 its own (:func:`add_route`). Toolkits older than routes load such a file and ignore them.
 
 A member's optional ``unused_keys`` lists weights left out of its ``state_dict`` because the
@@ -60,9 +61,11 @@ Files are written atomically (a temporary file ``.<name>.<random>.tmp`` in the s
 hard (SIGKILL, power loss) may leave the temporary file behind, which the trainer removes at the
 next start of the run (:func:`orphaned_temporary_files`).
 
-Every file carries checksums of its weights (and training state), verified at load: a file whose
-bytes changed is refused as corrupt instead of segmenting badly (:mod:`.checksum`). Files written
-before checksums existed still load, with one warning per file.
+Every file carries checksums of its weights, of its settings (thresholds, normalisation, configs,
+recipe, routes) and of its training state, verified at load: a file whose bytes changed is refused
+as corrupt instead of segmenting badly (:mod:`.checksum`). Files written before the settings
+checksum existed are checked on their weights only; files written before checksums existed still
+load, with one warning per file.
 """
 
 from __future__ import annotations
@@ -109,8 +112,9 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
     """``torch.save`` ``obj`` to ``path`` through a temporary file and an atomic rename.
 
     A model checkpoint (a dict with ``format: "segmentation-model"``) is written with the
-    checksums of its weights and training state (:func:`.checksum.checksums`, recomputed from
-    what is written) and its ``model_card`` as a plain dict; ``obj`` itself is not modified.
+    checksums of its weights, settings and training state, its routes' too
+    (:func:`.checksum.checksums`, recomputed from what is written), and its ``model_card`` as a
+    plain dict; ``obj`` itself is not modified.
     """
     path = Path(path)
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
@@ -136,8 +140,8 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
 
 
 def _with_checksums(ckpt: dict[str, Any]) -> dict[str, Any]:
-    """``ckpt`` with fresh checksums (a stale one of a dropped training state removed)."""
-    out = {k: v for k, v in ckpt.items() if k not in (checksum.STATE_KEY, checksum.SIZE_KEY)}
+    """``ckpt`` with fresh checksums (stale ones, e.g. of a dropped training state, removed)."""
+    out = {k: v for k, v in ckpt.items() if k not in checksum.KEYS}
     out.update(checksum.checksums(ckpt))
     if out.get("routes"):
         out["routes"] = {k: _with_checksums(r) for k, r in out["routes"].items()}
@@ -311,7 +315,8 @@ def _load(path: Path) -> Any:
 
 
 def _check_weights(path: Path, ckpt: dict[str, Any], where: str) -> None:
-    """Members with weights and configs, and matching checksums (``where``: which network)."""
+    """Members with weights and configs, and matching weights, size model and training state
+    checksums (``where``: which network); the settings by :func:`.checksum.check_settings`."""
     members = ckpt.get("members")
     if (
         not isinstance(members, list)
@@ -322,7 +327,7 @@ def _check_weights(path: Path, ckpt: dict[str, Any], where: str) -> None:
         )
     ):
         raise _corrupt(path, f"the members{where} lack their weights or config")
-    if checksum.mismatched(ckpt):
+    if checksum.mismatched(ckpt, checksum.CONTENT_KEYS):
         raise _corrupt(path, f"checksum mismatch{where}")
 
 
@@ -352,11 +357,18 @@ def add_route(ckpt: dict[str, Any], kind: str, route: dict[str, Any]) -> dict[st
     return {**ckpt, "routes": {**(ckpt.get("routes") or {}), kind: clean}}
 
 
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
+def read_checkpoint(path: str | Path, *, verify_settings: bool = True) -> dict[str, Any]:
     """Load and check a model file; errors name the file, what is wrong and what to do.
 
     The checksums (:mod:`.checksum`) are verified; a file written before checksums existed loads
-    with one ``UserWarning`` per path and process.
+    with one ``UserWarning`` per path and process, one written before ``settings_sha256`` existed
+    is checked on its weights only.
+
+    Args:
+        path: the model file.
+        verify_settings: ``False`` only to stamp settings changed on purpose anew
+            (``python -m segmentation.training.checksum --accept-settings``); the weights are
+            verified either way.
 
     Returns:
         The checkpoint dict (see the module docstring), tensors on the CPU.
@@ -365,7 +377,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         FileNotFoundError: no such file. ValueError: the file is empty, not a model file
             (random bytes, a YAML recipe, a bare state dict...), of a newer format, or corrupt
             (damaged archive, checksum mismatch: "model file X is corrupt (checksum mismatch):
-            re-download or retrain it").
+            re-download or retrain it"), or with edited settings ("model file X is corrupt or
+            edited: the settings ... do not match their checksum ...").
     """
     path = Path(path)
     if path.is_dir():
@@ -396,6 +409,10 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         if not isinstance(route, dict) or route.get("routes"):
             raise _corrupt(path, f"its {kind} route is not a checkpoint without routes")
         _check_weights(path, route, f" of its {kind} route")
+        if verify_settings:
+            checksum.check_settings(path, route, f" of its {kind} route")
+    if verify_settings:  # after the routes, so that a route's own error names it
+        checksum.check_settings(path, ckpt, "")
     if not checksum.has_checksum(ckpt) and str(path.resolve()) not in _WARNED_NO_CHECKSUM:
         _WARNED_NO_CHECKSUM.add(str(path.resolve()))
         warnings.warn(
