@@ -1,7 +1,8 @@
 """:class:`ModelCard`: a model card that prints as a short summary and reads as a dict.
 
-``print(model.model_card)`` shows a dozen lines (name, network, recipe and training budget,
-data, licence, validation and held-out scores against the baseline, how to retrain); the long
+``print(model.model_card)`` shows a screenful (name, network, recipe and training budget, data,
+licence, validation and held-out scores against the baseline, held-out sources, size models,
+where the commands to retrain are); the long
 lists of image names stay out of the printed form and are read as before, e.g.
 ``card["split"]["validation_ids"]`` and ``card["held_out_groups"]["test_ids"]``. The keys are
 described in :mod:`segmentation.training.checkpoint`.
@@ -76,12 +77,39 @@ class ModelCard(dict):
             text += f"; the model it replaced {held['previous']['all']['score']:.3f}"
         return text
 
+    def _sources(self, dtype: str) -> str:
+        """Held-out sources (whole labs never trained on): the model, the baseline, the model
+        it replaced."""
+        parts = []
+        for entry in (self.get("held_out_sources") or {}).values():
+            ours = entry.get(dtype) or {}
+            if "score" not in ours:
+                continue
+            text = f"{entry.get('title', '?')} {ours['score']:.3f}"
+            others = [
+                f"{name} {entry[key]['score']:.3f}"
+                for key, name in (("baseline", "Otsu"), ("previous", "replaced"))
+                if "score" in (entry.get(key) or {})
+            ]
+            parts.append(text + (f" ({', '.join(others)})" if others else ""))
+        return "; ".join(parts)
+
+    def _size_models(self) -> str:
+        sizes = self.get("size_models") or {}
+        return ", ".join(
+            f"{name} (median error {v['cv_median_relative_error']:.0%})"
+            for name, v in sizes.items()
+            if isinstance(v, dict) and "cv_median_relative_error" in v
+        )
+
     def _route(self, kind: str) -> str:
         route = (self.get("routes") or {}).get(kind) or {}
         if not route:
             return ""
         text = f"a network of its own, seeing {route.get('view', 'rgb')}"
-        if route.get("description"):
+        if route.get("description") == self.get("description"):
+            text += ": the same architecture"
+        elif route.get("description"):
             text += f": {route['description']}"
         if route.get("init"):
             text += f"; fine-tuned from {route['init']}"
@@ -118,11 +146,14 @@ class ModelCard(dict):
             ("licence", str(self.get("licence") or "")),
             ("validation", self._validation(dtype)),
             ("held out", self._held_out(dtype)),
+            ("sources", self._sources(dtype)),
             ("stained", self._route("stained")),
+            ("size models", self._size_models()),
         ]
-        rows += [
-            ("retrain" if i == 0 else "", str(c)) for i, c in enumerate(self.get("retrain") or [])
-        ]
+        retrain = [str(c) for c in self.get("retrain") or []]
+        if len(retrain) > 2:  # a chain of commands: where to find them
+            retrain = [f"{len(retrain)} commands: card['retrain'], or the recipe's header"]
+        rows += [("retrain" if i == 0 else "", c) for i, c in enumerate(retrain)]
         rows.append(("image names", self._image_names()))
         return [(label, text) for label, text in rows if text]
 
