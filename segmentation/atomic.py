@@ -1,11 +1,14 @@
 """Output files that are complete or absent: a temporary file in the same folder, then a rename.
 
 :func:`atomic_write` hands out a file object on a uniquely named temporary file beside the
-destination (``.<name>.<random>.tmp``); when the block ends without an error the data is flushed to
-disk and the file renamed over the destination with ``os.replace`` (atomic on POSIX and Windows),
-else the temporary file is removed. A crash, ``kill -9`` or a full disk therefore never leaves a
-truncated file under the final name (at worst a hidden ``.tmp`` file after ``kill -9``), and two
-processes writing the same name never mix their bytes: the last rename wins, whole.
+destination (``.<name>.<random>.segmentation.tmp``, :data:`TEMP_SUFFIX`); when the block ends
+without an error the data is flushed to disk and the file renamed over the destination with
+``os.replace`` (atomic on POSIX and Windows), else the temporary file is removed. A crash,
+``kill -9`` or a full disk therefore never leaves a truncated file under the final name (at worst
+a hidden temporary file after ``kill -9``), and two processes writing the same name never mix their
+bytes: the last rename wins, whole. :func:`remove_leftover_temps` removes the temporary files such
+a killed writer left in a folder (only names of this writer's pattern), for a job that knows no
+other writer is at work there (``segmentation segment`` holds the folder's lock).
 
 Failures to write become :class:`OutputError` (an ``OSError``), whose one-line message names the
 path and says how to fix it (no space left, read-only or forbidden folder, a folder where a file is
@@ -17,11 +20,16 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
+
+#: How the names of this writer's temporary files end: ``.<name>.<random>.segmentation.tmp``.
+TEMP_SUFFIX = ".segmentation.tmp"
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9_]{8}" + re.escape(TEMP_SUFFIX) + "$")
 
 _FIXES = {
     errno.ENOSPC: "no space left on the device; free some space or write to another disk",
@@ -102,7 +110,7 @@ def atomic_write(
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         prefix = f".{path.name[:200]}."  # unique per call: writers of one name never mix bytes
-        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=TEMP_SUFFIX, dir=path.parent)
     except OSError as err:
         raise output_error(path, err) from err
     try:
@@ -124,6 +132,61 @@ def atomic_write(
         if isinstance(err, OSError):
             raise output_error(path, err) from err
         raise
+
+
+def temp_destination(name: str) -> str | None:
+    """The destination a temporary file of :func:`atomic_write` was for, from its name.
+
+    Args:
+        name: a file name (no folder).
+
+    Returns:
+        ``"labels.tif"`` for ``".labels.tif.k3j_x9ab.segmentation.tmp"``; ``None`` for any name
+        that is not this writer's temporary file (``".a.tmp"``, ``"notes.tmp"``...).
+    """
+    match = _TEMP_NAME.match(name)
+    return match["name"] if match else None
+
+
+def remove_leftover_temps(
+    folder: str | os.PathLike, destinations: set[str] | None = None
+) -> list[Path]:
+    """Remove the temporary files of :func:`atomic_write` left in ``folder`` by a killed writer.
+
+    Call it only when no other writer is at work in ``folder`` (a live writer's temporary file
+    would go, and its rename fail). Sub-folders and every other file are left alone.
+
+    Args:
+        folder: the folder (not searched recursively); a missing folder has none.
+        destinations: remove only temporary files for these destination names (the files this
+            job writes); ``None``: all of them.
+
+    Returns:
+        The removed files, sorted.
+
+    Raises:
+        OutputError: a leftover could not be removed (message names it and the fix).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    if destinations is not None:  # the writer cuts long names to 200 characters
+        destinations = {name[:200] for name in destinations}
+    removed = []
+    for path in sorted(folder.iterdir()):
+        target = temp_destination(path.name)
+        if target is None or (destinations is not None and target not in destinations):
+            continue
+        if not path.is_file() or path.is_symlink():
+            continue
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as err:
+            raise OutputError(f"cannot remove {path}: {_advice(err)}", err.errno) from err
+        removed.append(path)
+    return removed
 
 
 def check_output_folder(

@@ -23,9 +23,15 @@ be a writable folder (created if missing) and ``--submission`` a file in a writa
 are checked before the model is loaded; a write that fails later (e.g. the disk fills up) stops
 the run. Either way the error is one line naming the path and the fix, exit status 1.
 
+One run at a time per ``--output``: a run holds its lock ``.segmentation.lock`` (pid, host, start,
+command; :mod:`segmentation.output_lock`) until it ends, however it ends; a second run is refused
+naming it (exit 1); a killed run's lock is taken over and its temporary files removed, with a
+warning. The submission holds exactly this run's images, from the label images it writes; an
+existing one is removed before the first label file is, so a run that stops early leaves none.
+
 Under ``torchrun --nproc_per_node=N -m segmentation segment ...`` the input files are sharded over
 the ranks (``RANK``/``WORLD_SIZE``); each rank writes its own files, and rank 0 gathers the
-submission CSV.
+submission CSV; the ranks share the folder (``.segmentation.rank<R>.lock`` each).
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ import csv
 import os
 import sys
 from pathlib import Path
+
+from segmentation.segment_inputs import collect_inputs, output_names, shard
 
 #: How the CLI names the kinds of image a model may route to a network of their own.
 _KINDS = {"stained": "stained tissue", "gray": "gray images", "composite": "colour composites"}
@@ -57,7 +65,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="model file written by `segmentation train` (default: the model shipped with the "
         "package, segmentation/weights/default_unet.pt)",
     )
-    parser.add_argument("--output", required=True, help="output folder")
+    parser.add_argument(
+        "--output",
+        required=True,
+        help="output folder; one run at a time: a run holds .segmentation.lock in it, a second run "
+        "is refused naming it (a killed run's lock is taken over)",
+    )
     parser.add_argument(
         "--device",
         default="auto",
@@ -109,7 +122,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument("--no-overlay", action="store_true", help="skip the overlay PNGs")
     parser.add_argument("--no-table", action="store_true", help="skip the per-nucleus CSVs")
-    parser.add_argument("--submission", default=None, help="also write a Kaggle submission CSV")
+    parser.add_argument(
+        "--submission",
+        default=None,
+        help="also write a Kaggle submission CSV of exactly the images this run segments (not "
+        "label files of earlier runs in --output); an existing file is removed before the first "
+        "label file is written, so a run that stops early leaves none",
+    )
     parser.add_argument(
         "--export",
         type=_exports,
@@ -136,86 +155,6 @@ def _exports(text: str) -> tuple[str, ...]:
         return parse_exports(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
-
-
-def collect_inputs(inputs: list[str]) -> list[Path]:
-    """Expand folders into their image files (sorted); the same file given twice counts once.
-
-    Args:
-        inputs: image files and/or folders of them.
-
-    Returns:
-        The image files, in the order given (each folder's files sorted by name).
-
-    Raises:
-        FileNotFoundError: a path does not exist, or no image file was found.
-    """
-    from segmentation.inference.api import list_images
-
-    files: list[Path] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            files.extend(list_images(path))
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise FileNotFoundError(f"input {item!r} does not exist")
-    if not files:
-        raise FileNotFoundError(f"no image files (PNG, JPEG, BMP, GIF, TIFF) in {inputs}")
-    seen: set[Path] = set()
-    unique = []
-    for path in files:
-        if path.resolve() not in seen:
-            seen.add(path.resolve())
-            unique.append(path)
-    return unique
-
-
-def output_names(files: list[Path]) -> tuple[dict[Path, str], dict[Path, str]]:
-    """The output name of every input (see the module docstring), and the inputs refused.
-
-    Args:
-        files: the input image files (distinct paths).
-
-    Returns:
-        ``(names, refused)``: ``{file: name}`` for the files to segment, in input order, and
-        ``{file: reason}`` for those whose name would still be another input's (the same file
-        name in two folders, ...); names are compared ignoring case, as some file systems do.
-    """
-    by_stem: dict[str, list[Path]] = {}
-    for path in files:
-        by_stem.setdefault(path.stem.casefold(), []).append(path)
-    wanted = {
-        path: path.stem if len(by_stem[path.stem.casefold()]) == 1 else _with_suffix(path)
-        for path in files
-    }
-    by_name: dict[str, list[Path]] = {}
-    for path, name in wanted.items():
-        by_name.setdefault(name.casefold(), []).append(path)
-    names, refused = {}, {}
-    for path, name in wanted.items():
-        others = [str(p) for p in by_name[name.casefold()] if p is not path]
-        if others:
-            refused[path] = (
-                f"its outputs ({name}_labels.tif...) would overwrite those of {', '.join(others)}; "
-                "rename one of them or segment them into different --output folders"
-            )
-        else:
-            names[path] = name
-    return names, refused
-
-
-def _with_suffix(path: Path) -> str:
-    """``a.jpg`` -> ``a_jpg``: the name of an input that shares its stem with another input."""
-    return f"{path.stem}_{path.suffix.lstrip('.').lower()}"
-
-
-def shard(files: list[Path], rank: int, world_size: int) -> list[Path]:
-    """This rank's share of the files: every ``world_size``-th file from ``rank``."""
-    if not 0 <= rank < world_size:
-        raise ValueError(f"RANK must lie in [0, WORLD_SIZE), got {rank} of {world_size}")
-    return files[rank::world_size]
 
 
 def _merge_submission(path: Path, world_size: int) -> None:
@@ -245,16 +184,71 @@ def _fail(message: object) -> int:
     return 1
 
 
+def _warn(message: str) -> None:
+    print(f"segmentation segment: warning: {message}", file=sys.stderr)
+
+
+def _own_files(names: list[str], out: Path, submission: str | None, rank: int) -> set[str]:
+    """The files a rank of a sharded job writes in ``out`` (it removes only their leftovers)."""
+    from segmentation.export import EXPORTS
+
+    suffixes = ("_labels.tif", "_overlay.png", "_nuclei.csv", *EXPORTS.values())
+    own = {f"{name}{suffix}" for name in names for suffix in suffixes}
+    if submission and Path(submission).parent.resolve() == out.resolve():
+        name = Path(submission).name  # rank 0 also merges the parts into it
+        own |= {f"{name}.part{rank}", name} if rank == 0 else {f"{name}.part{rank}"}
+    return own
+
+
 def run(args: argparse.Namespace) -> int:
     """Segment every input; unreadable files are reported by name and skipped (exit 1).
 
     Outputs that cannot be written (``--output`` a file or read-only, ``--submission`` a folder,
     a full disk) stop the run with one line naming the path and the fix (exit 1); what can be
-    checked is checked before the model is loaded.
+    checked is checked before the model is loaded, and so is the lock: an ``--output`` another
+    live run is writing is refused in one line naming that run (exit 1).
     """
+    from segmentation.atomic import OutputError, check_output_file, check_output_folder
+    from segmentation.inference.model import resolve_device
+    from segmentation.output_lock import (
+        OutputLockedError,
+        command_line,
+        hold_output_folder,
+        job_key,
+        terminate_as_exit,
+    )
+
+    device = resolve_device(args.device)  # checked before anything is read or loaded
+    rank = int(os.environ.get("RANK", "0"))
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    names, refused = output_names(collect_inputs(args.inputs))
+    files = shard(list(names), rank, world_size)
+    out = Path(args.output)
+    typed = ["segmentation", "segment", *args.inputs, "--output", args.output]
+    own = _own_files([names[path] for path in files], out, args.submission, rank)
+    try:
+        check_output_folder(out, "--output")
+        if args.submission:
+            check_output_file(args.submission, "--submission")
+        lock = hold_output_folder(
+            out, command=command_line(typed, args.output), job=job_key(), rank=rank,
+            own_files=own, warn=_warn,
+        )  # fmt: skip
+    except (OutputError, OutputLockedError) as err:
+        return _fail(err)
+    with lock, terminate_as_exit():  # SIGTERM, like Ctrl-C, releases the lock on its way out
+        failed = list(refused) if rank == 0 else []  # reported once, by rank 0
+        for path in failed:
+            print(f"skipped {path}: {refused[path]}", file=sys.stderr)
+        return _segment(args, device, out, {path: names[path] for path in files}, failed)
+
+
+def _segment(args: argparse.Namespace, device, out: Path, names: dict, failed: list) -> int:
+    """With ``out`` locked: segment this rank's files (``{file: output name}``), write outputs;
+    ``failed`` (the inputs refused) gets those that cannot be segmented."""
     from tqdm.auto import tqdm
 
-    from segmentation.atomic import OutputError, check_output_file, check_output_folder
+    from segmentation.atomic import OutputError, output_error
     from segmentation.datasets.io import write_labels
     from segmentation.datasets.rle import write_submission_csv
     from segmentation.export import EXPORTS, to_geojson, to_imagej_rois
@@ -265,24 +259,11 @@ def run(args: argparse.Namespace) -> int:
         segment_files,
     )
     from segmentation.inference.details import write_nuclei_csv
-    from segmentation.inference.model import resolve_device
     from segmentation.visualize import write_overlay
 
-    device = resolve_device(args.device)  # checked before anything is read or loaded
     rank = int(os.environ.get("RANK", "0"))
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    names, refused = output_names(collect_inputs(args.inputs))
-    files = shard(list(names), rank, world_size)
-    out = Path(args.output)
-    try:
-        check_output_folder(out, "--output")
-        if args.submission:
-            check_output_file(args.submission, "--submission")
-    except OutputError as err:
-        return _fail(err)
-    failed = list(refused) if rank == 0 else []  # reported once, by rank 0
-    for path in failed:
-        print(f"skipped {path}: {refused[path]}", file=sys.stderr)
+    files = list(names)
     options = SegmentOptions(
         channel=args.channel,
         channel_axis=args.channel_axis,
@@ -297,6 +278,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         model = load_model(args.model, device)
     submission = {}
+    cleared = False  # the previous --submission file removed (before the first label file)
     results = segment_files(
         files,
         model,
@@ -315,6 +297,12 @@ def run(args: argparse.Namespace) -> int:
             continue
         labels, name = result.labels, names[path]
         try:
+            if args.submission and not cleared:  # every rank: never beside newer label files
+                try:
+                    Path(args.submission).unlink(missing_ok=True)
+                except OSError as err:
+                    raise output_error(args.submission, err) from err
+                cleared = True
             write_labels(out / f"{name}_labels.tif", labels)
             if not args.no_overlay:
                 write_overlay(out / f"{name}_overlay.png", result.image, labels)
