@@ -11,6 +11,7 @@ image's normalisation and nucleus size, and only the stitching is new.
 - :mod:`.stitch`: one id per nucleus across block faces and corners, the label chunks.
 - :mod:`.output`: the output array (plain or OME-Zarr labels), table, parts and manifest.
 - :mod:`.identity`: the settings fingerprint that lets a killed job resume.
+- :mod:`.cluster`: the cluster the passes run on (one local worker in-process).
 - :mod:`.run`: :func:`segment_large`, the passes on the cluster.
 """
 

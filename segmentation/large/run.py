@@ -18,14 +18,11 @@ that is killed and run again with the same arguments skips the blocks already sa
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import shutil
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -35,6 +32,7 @@ import numpy as np
 from segmentation.inference.options import SegmentOptions
 from segmentation.large import output as out
 from segmentation.large.block import BlockJob, pilot_labels, segment_block
+from segmentation.large.cluster import open_cluster, refuse_in_spawned_worker
 from segmentation.large.grid import BlockGrid, Box
 from segmentation.large.identity import differences, fingerprint
 from segmentation.large.source import ImageSource, open_image_source
@@ -71,7 +69,8 @@ class LargeResult:
         diameter: the nucleus diameter the blocks were segmented at (``None``: own scale).
         timings: seconds per pass (``stats``, ``pilot``, ``blocks``, ``stitch``, ``total``).
         memory: peak resident memory (bytes) of each worker process by address, at the end of
-            the job (the process's lifetime peak: a fresh local cluster's is the job's).
+            the job (the process's lifetime peak: a fresh local cluster's is the job's; the one
+            worker of a local cluster runs in the calling process, whose peak this is).
     """
 
     output: Path
@@ -89,42 +88,6 @@ class LargeResult:
         import zarr
 
         return zarr.open_array(str(self.output), mode="r")
-
-
-@contextmanager
-def _cluster(client: Any, workers: int, threads_per_worker: int) -> Iterator[tuple[Any, Any]]:
-    """``(client, torch threads per task)``: the given client, one for an address, or a local
-    cluster of ``workers`` processes (closed at the end)."""
-    from distributed import Client, LocalCluster
-
-    if isinstance(client, Client):
-        yield client, None
-        return
-    if isinstance(client, str):
-        with Client(client) as remote:
-            yield remote, None
-        return
-    if client is not None:
-        raise TypeError(
-            f"client must be None (a local cluster), a distributed.Client or a scheduler address "
-            f"such as 'tcp://host:8786', got {type(client).__name__}"
-        )
-    for name, value in (("workers", workers), ("threads_per_worker", threads_per_worker)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    threads = max(1, (os.cpu_count() or 1) // (workers * threads_per_worker))
-    with (
-        LocalCluster(
-            n_workers=workers,
-            threads_per_worker=threads_per_worker,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address="127.0.0.1:0",
-            silence_logs=logging.ERROR,
-        ) as cluster,
-        Client(cluster) as local,
-    ):
-        yield local, threads
 
 
 def _run(client: Any, func: Any, calls: list[tuple], desc: str, progress: bool) -> list:
@@ -304,7 +267,9 @@ def segment_large(
             a ``distributed.Client``; or a scheduler address (``"tcp://host:8786"``) to run on an
             existing cluster of many machines. The paths must be readable and writable from every
             worker at the same place (a shared file system).
-        workers, threads_per_worker: the local cluster's size (ignored with ``client``).
+        workers, threads_per_worker: the local cluster's size (ignored with ``client``). One
+            worker runs in this process (threads), so a plain script works; more are processes,
+            which import the main script again: call from under ``if __name__ == "__main__":``.
         table: path of the nucleus table (CSV); ``None``: beside the output (see
             :mod:`~segmentation.large.output`).
         options: as for :func:`~segmentation.inference.segment`; the nucleus size, when
@@ -323,9 +288,12 @@ def segment_large(
         FileNotFoundError: a missing source or model file.
         ValueError: bad settings; an output that exists and holds something else; a parts folder
             of an earlier job with other settings (delete it, or use another output).
+        RuntimeError: ``workers > 1`` called from a script's top level, outside
+            ``if __name__ == "__main__":`` (the worker processes would run it again).
     """
     from segmentation.inference import SegmentationModel
 
+    refuse_in_spawned_worker(client, workers)  # a worker process re-running an unguarded script
     began = time.perf_counter()
     if not isinstance(source, ImageSource):
         if not isinstance(source, str | os.PathLike):
@@ -366,7 +334,7 @@ def segment_large(
                 "choose another output path"
             )
     timings: dict[str, float] = {}
-    with _cluster(client, workers, threads_per_worker) as (dask_client, torch_threads):
+    with open_cluster(client, workers, threads_per_worker) as (dask_client, torch_threads):
         if progress and client is None:
             print(f"Dask dashboard: {dask_client.dashboard_link}")
         model_arg = model
