@@ -27,6 +27,7 @@ def tiny_run(tmp_path_factory):
     return config, out, rows
 
 
+@pytest.mark.slow  # the tiny benchmark of every architecture: ~50 s
 def test_every_architecture_has_a_row_in_every_table(tiny_run):
     config, out, rows = tiny_run
     names = [a.name for a in config.architectures]
@@ -40,6 +41,7 @@ def test_every_architecture_has_a_row_in_every_table(tiny_run):
         assert float(row["total_ms_per_image"]) > 0 and float(row["peak_cpu_mb"]) > 0
 
 
+@pytest.mark.slow  # the tiny benchmark of every architecture: ~50 s
 def test_baseline_row_is_the_otsu_score_of_the_test_split(tiny_run):
     from segmentation.baselines import otsu_watershed
     from segmentation.evaluation.dataset import evaluate_dataset
@@ -56,6 +58,7 @@ def test_baseline_row_is_the_otsu_score_of_the_test_split(tiny_run):
     assert counts == len(test)
 
 
+@pytest.mark.slow  # the tiny benchmark of every architecture: ~50 s
 def test_networks_share_the_budget_and_report_their_cost(tiny_run):
     _, _, rows = tiny_run
     ensemble, single = rows["U-Net ensemble"], rows["U-Net"]
@@ -69,6 +72,7 @@ def test_networks_share_the_budget_and_report_their_cost(tiny_run):
     assert rows["Otsu + watershed"]["oracle"] == ""
 
 
+@pytest.mark.slow  # the tiny benchmark of every architecture: ~50 s
 def test_run_record_and_plots(tiny_run):
     config, out, _ = tiny_run
     payload = json.loads((out / "results.json").read_text())
@@ -84,6 +88,7 @@ def test_run_record_and_plots(tiny_run):
         assert (out / name).read_bytes()[:8] == PNG_MAGIC
 
 
+@pytest.mark.slow  # the tiny benchmark of every architecture: ~50 s
 def test_a_trained_checkpoint_replaces_training(tiny_run, tmp_path):
     _, out, rows = tiny_run
     raw = yaml.safe_load(TINY.read_text())

@@ -81,6 +81,7 @@ def test_ranks_take_every_other_file(model_file, images, tmp_path, monkeypatch):
     assert [p.name for p in out.glob("*_labels.tif")] == ["img1_labels.tif"]
 
 
+@pytest.mark.slow  # two processes under torchrun: ~16 s; shard() below, the merge in test_atomic_outputs
 def test_torchrun_shards_files_and_gathers_the_submission(model_file, images, tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
@@ -97,3 +98,15 @@ def test_torchrun_shards_files_and_gathers_the_submission(model_file, images, tm
     with open(out / "submission.csv", newline="") as f:
         ids = {row["ImageId"] for row in csv.DictReader(f)}
     assert ids == {"img0", "img1", "img2"}
+
+
+def test_each_rank_segments_its_own_share_of_the_files():
+    from pathlib import Path
+
+    from segmentation.segment_inputs import shard
+
+    files = [Path(f"{i}.png") for i in range(5)]
+    shares = [shard(files, rank, 2) for rank in range(2)]
+    assert shares == [files[0::2], files[1::2]]  # disjoint, together every file once
+    with pytest.raises(ValueError, match="RANK"):
+        shard(files, 2, 2)

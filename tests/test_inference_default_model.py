@@ -281,6 +281,7 @@ def test_ship_script_refuses_a_recipe_without_validation_split(small_checkpoint,
     assert not (tmp_path / "out.pt").exists()
 
 
+@pytest.mark.slow  # ~8 s; the refusal on held-out sources below is the same rule
 def test_ship_script_compares_on_held_out_groups(small_checkpoint, tmp_path, monkeypatch, capsys):
     from segmentation.datasets.sample_data import load_sample
 
@@ -327,6 +328,7 @@ def test_ship_script_compares_on_held_out_groups(small_checkpoint, tmp_path, mon
     assert ship.main([*args, "--force"]) == 0  # --force replaces it anyway
 
 
+@pytest.mark.slow  # ~11 s; the route itself: tests/test_inference_routes.py
 def test_ship_script_adds_a_network_for_stained_tissue(small_checkpoint, tmp_path, capsys):
     ship = _ship_script()
     data = {"val_fraction": 0.3, "test_fraction": 0.3, "split": "group", "groups": None}

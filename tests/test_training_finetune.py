@@ -106,6 +106,7 @@ def test_a_short_finetune_writes_a_model_file_that_segments(tmp_path, capsys):
     assert all(v.dtype == torch.float16 for v in weights.values() if v.is_floating_point())
 
 
+@pytest.mark.slow  # a second fine-tune, ~8 s
 def test_a_finetune_that_scores_lower_keeps_the_base_weights(tmp_path, monkeypatch):
     import segmentation.training.finetune as ft
 

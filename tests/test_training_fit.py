@@ -20,7 +20,7 @@ from tests.paths import RECIPES as CONFIGS
 from tests.tiny_recipes import TINY, tiny_config
 
 # the full-size Mask R-CNN and ensemble recipes take 8-19 s; their tiny recipes run by default
-SLOW_RECIPES = ("mask_rcnn", "unet_ensemble")
+SLOW_RECIPES = ("mask_rcnn", "unet_ensemble", "fpn_distance_angle")  # tiny_fpn covers the family
 
 
 @pytest.mark.parametrize(
@@ -88,7 +88,11 @@ def test_killed_write_leaves_previous_checkpoint_loadable(tmp_path, monkeypatch)
     assert not [p for p in model_path.parent.iterdir() if p.name.endswith(".tmp")]
 
 
-@pytest.mark.parametrize("recipe", ["tiny_unet", "tiny_fpn", "tiny_maskrcnn"])
+@pytest.mark.parametrize(
+    "recipe",
+    ["tiny_unet", pytest.param("tiny_fpn", marks=pytest.mark.slow)]
+    + [pytest.param("tiny_maskrcnn", marks=pytest.mark.slow)],  # ~4 s each; fit smoke runs above
+)
 def test_load_model_and_segment(recipe, tmp_path):
     model_path = fit(tiny_config(CONFIG_DIR / f"{recipe}.yaml", tmp_path))
     assert load_model(model_path).family.name == recipe.removeprefix("tiny_")
@@ -125,6 +129,7 @@ def test_cli_train_reports_bad_recipe(tmp_path, capsys):
     assert "train.epochz" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # two processes: ~22 s
 def test_two_process_ddp_keeps_replicas_identical(tmp_path):
     recipe = tmp_path / "ddp.yaml"
     config = load_config(CONFIG_DIR / "tiny_unet.yaml")
