@@ -80,6 +80,14 @@ def test_unusable_sources_name_the_problem_and_the_fix(tmp_path):
         segment_large(five, tmp_path / "o.zarr", block_size=1000, options=SegmentOptions(channel=0))
     with pytest.raises(ValueError, match="give an output path"):
         segment_large(five, None, options=SegmentOptions(channel=0))
+    stains = tmp_path / "stains.zarr"  # 3 fluorescence channels first: not a colour image
+    zarr.create_array(store=str(stains), shape=(3, 64, 64), dtype="uint16")
+    with pytest.raises(ValueError, match="not the samples of RGB"):
+        segment_large(stains, tmp_path / "s.zarr")
+    four = tmp_path / "four.zarr"  # 4 channels last of 16 bits: not RGBA
+    zarr.create_array(store=str(four), shape=(64, 64, 4), dtype="uint16")
+    with pytest.raises(ValueError, match="channel=c"):
+        segment_large(four, tmp_path / "f.zarr")
     (tmp_path / "taken.zarr").mkdir()
     (tmp_path / "taken.zarr" / "notes.txt").write_text("not ours")
     gray = tmp_path / "gray.zarr"

@@ -129,6 +129,18 @@ def _check(source: ImageSource, options: SegmentOptions, block_size: int, overla
             f"{source.path} has {source.channels} channels: choose one with "
             "options=SegmentOptions(channel=c) (CLI: --channel c)"
         )
+    # segment()'s rule, decided once for the slide: 3 channels are colour only as the samples of
+    # colour pixels (the last axis), 4 only as 8-bit RGBA; a channel axis holds stains.
+    last = source.axes.index("c") == len(source.axes) - 1 if "c" in source.axes else True
+    rgba = source.channels != 4 or source.dtype == "uint8"
+    if options.channel is None and source.channels in (3, 4) and not (last and rgba):
+        raise ValueError(
+            f"{source.path} has {source.channels} channels (axes {source.axes!r}, "
+            f"{source.dtype}) that are not the samples of RGB(A) pixels: separate channels of a "
+            "microscope, e.g. fluorescence stains, which segmenting as colour finds few nuclei "
+            "in. Choose the nuclear stain with options=SegmentOptions(channel=c) (CLI: "
+            "--channel c), e.g. channel 0"
+        )
     if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 256:
         raise ValueError(f"block_size must be an integer >= 256 pixels, got {block_size!r}")
     if block_size % 32:
