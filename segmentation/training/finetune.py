@@ -15,8 +15,9 @@ and runs the one trainer (:func:`segmentation.training.fit.fit_member`) with it:
   longer side is held out (no training crop reaches it); after every epoch the held-out parts are
   segmented and the best state is kept. The post-processing thresholds are tuned on them at the
   end, starting from the model's, when they hold at least :data:`MIN_TUNING_NUCLEI` nuclei
-  (else the model's are kept: tuning on fewer fits noise); the base weights, with thresholds tuned the same way, compete
-  with the best state, so a fine-tune that does not help on the held-out parts is not kept.
+  (else the model's are kept: tuning on fewer fits noise); the base weights, with thresholds
+  chosen the same way, compete with the best state, so a fine-tune that does not help on the
+  held-out parts is not kept. Fewer than :data:`MIN_CHOICE_NUCLEI` held-out nuclei draw a warning.
 - **crops and schedule**: :data:`CROP_SIZE`-pixel crops, batch :data:`BATCH_SIZE`, AdamW at
   :data:`LEARNING_RATE` with a cosine over the wall-time budget, the model's own augmentation,
   bfloat16 autocast on CPUs that have it (:mod:`segmentation.training.precision`).
@@ -49,7 +50,7 @@ LEARNING_RATE = 2e-4
 #: Crops per epoch: one validation per epoch, so the best state is chosen often.
 CROPS_PER_EPOCH = 256
 #: Fewest nuclei in the held-out parts for the thresholds to be re-tuned there: on fewer, tuning
-#: fits noise (5 Huh7 images, 31 held-out nuclei: the tuned thresholds cost 0.03 on the source's
+#: fits noise (5 Huh7 images, 18 held-out nuclei: the tuned thresholds cost 0.03 on the source's
 #: other images, docs/benchmarks.md "Fine-tuning on a few images of a new source").
 MIN_TUNING_NUCLEI = 100
 #: Fewest held-out nuclei for the choice of the best state to be trusted: fewer draw a warning.
