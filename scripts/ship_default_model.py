@@ -368,14 +368,13 @@ def check_recipe(args: argparse.Namespace, full: dict[str, Any]) -> tuple[str, l
 
 def held_out_comparison(
     test: list, new_model: Any, output: Path, args: argparse.Namespace
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Score the new model, the baseline and the model now at ``output`` on the held-out groups
     ``test`` (per image type) and on the held-out sources ``args.sources``, print the tables, and
     raise ShipError when the new one scores lower than the shipped one on a source, more than
     ``args.group_tolerance`` lower in an image type of the groups, or is more than
     ``args.max_slowdown`` times slower, unless ``args.force``. Returns the card's
-    ``held_out_groups`` entry, with the card's ``held_out_sources`` entry under that key when
-    sources were scored (:func:`ship` moves it up)."""
+    ``held_out_groups`` and ``held_out_sources`` entries (the latter ``{}`` without sources)."""
     from segmentation.baselines import otsu_watershed
     from segmentation.evaluation.by_type import score_by_image_type
     from segmentation.evaluation.heldout import SOURCES, load_source, score_images
@@ -429,8 +428,7 @@ def held_out_comparison(
                 f"{ratio:.2f} times slower per megapixel than the shipped model on the CPU, over "
                 f"--max-slowdown {args.max_slowdown}"
             )
-    entry = {"images": len(test), "test_ids": [s.name for s in test], **rows}
-    return {**entry, "held_out_sources": sources} if sources else entry
+    return {"images": len(test), "test_ids": [s.name for s in test], **rows}, sources
 
 
 def refuse_if_worse(output: Path, card: dict[str, Any]) -> None:
@@ -485,8 +483,9 @@ def ship(args: argparse.Namespace) -> dict[str, Any]:
             f"more than --max-loss {args.max_loss}"
         )
     output = Path(args.output)
-    held_out = held_out_comparison(test, models["float16"], output, args) if test else None
-    sources = (held_out or {}).pop("held_out_sources", None)
+    held_out, sources = (
+        held_out_comparison(test, models["float16"], output, args) if test else (None, {})
+    )
     data = (full.get("recipe") or {}).get("data", {})
     vf, seed = data.get("val_fraction"), data.get("split_seed")
     extra_text, extra_licences = extra_data(full.get("recipe") or {})

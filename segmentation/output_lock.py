@@ -25,6 +25,7 @@ looking at the others', so of two runs that start together at least one is refus
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -93,11 +94,9 @@ class OutputLock:
 
     def release(self) -> None:
         """Remove the lock file, unless it is gone or another run's by now (then leave it)."""
-        try:
+        with contextlib.suppress(FileNotFoundError):  # gone already: nothing to release
             if self.path.read_bytes() == self._raw:
                 self.path.unlink()
-        except FileNotFoundError:
-            pass
 
     def __enter__(self) -> OutputLock:
         return self
@@ -210,10 +209,8 @@ def _remove_stale(path: Path, raw: bytes, warn) -> None:
     except FileNotFoundError:
         return  # another run took it over first
     if aside.read_bytes() != raw:  # a fresh lock replaced the stale one: not ours to remove
-        try:
+        with contextlib.suppress(FileExistsError):  # a newer lock already guards the folder
             os.link(aside, path)
-        except OSError:
-            pass
         aside.unlink()
         return
     aside.unlink()

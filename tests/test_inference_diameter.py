@@ -10,8 +10,8 @@ from segmentation.inference.diameter import (
     BAND_LARGE,
     BAND_SMALL,
     MAX_ZOOM,
+    choose_diameter,
     estimate_diameter,
-    rescale_diameter,
 )
 
 
@@ -38,14 +38,18 @@ def test_too_few_nuclei_give_no_estimate():
 
 def test_rescale_only_outside_the_band():
     reference = 10.0
-    assert rescale_diameter(_disks(reference / 2), reference) is None
+    assert choose_diameter(estimate_diameter(_disks(reference / 2)), reference) is None
     small = _disks(reference / 2 / (BAND_SMALL * 1.25))
-    assert rescale_diameter(small, reference) == pytest.approx(estimate_diameter(small))
+    assert choose_diameter(estimate_diameter(small), reference) == pytest.approx(
+        estimate_diameter(small)
+    )
     twice = _disks(reference)  # twice the reference: the model keeps large nuclei's scale
-    assert rescale_diameter(twice, reference) is None
+    assert choose_diameter(estimate_diameter(twice), reference) is None
     huge = _disks(reference / 2 * BAND_LARGE * 1.25, size=330)  # 50 px, clipped to 3 x 10
     assert estimate_diameter(huge) > reference * BAND_LARGE
-    assert rescale_diameter(huge, reference) == pytest.approx(reference * MAX_ZOOM)
+    assert choose_diameter(estimate_diameter(huge), reference) == pytest.approx(
+        reference * MAX_ZOOM
+    )
 
 
 def test_segment_rescales_small_nuclei_and_the_users_diameter_wins():
@@ -63,7 +67,7 @@ def test_segment_rescales_small_nuclei_and_the_users_diameter_wins():
 
 def test_the_second_pass_never_zooms_more_than_max_zoom():
     fragments = _disks(1.0, n=9, size=60)  # an untrained model's specks: estimate ~2 px
-    assert rescale_diameter(fragments, 18.0) == pytest.approx(18.0 / MAX_ZOOM)
+    assert choose_diameter(estimate_diameter(fragments), 18.0) == pytest.approx(18.0 / MAX_ZOOM)
 
 
 def test_with_a_size_model_fragments_of_large_nuclei_are_caught():

@@ -13,7 +13,7 @@ from segmentation.cli import main
 from segmentation.datasets.synthetic import synthetic_nuclei
 from segmentation.evaluation.matching import dsb_score
 from segmentation.inference import SegmentationModel, SegmentOptions, segment
-from segmentation.inference.diameter import rescale_diameter
+from segmentation.inference.diameter import choose_diameter, estimate_diameter
 from segmentation.inference.reference_nets import ReferenceUnet
 from segmentation.large import segment_large
 
@@ -49,7 +49,9 @@ def test_small_nuclei_labels_beside_an_ome_zarr_image(tmp_path, client):
     result = segment_large(path, None, model, block_size=256, client=client, progress=False)
 
     own_scale = segment(sample.image, model, options=SegmentOptions(auto_diameter=False))
-    estimate = rescale_diameter(own_scale, 18.0)  # what segment() decides for the whole image
+    estimate = choose_diameter(
+        estimate_diameter(own_scale), 18.0
+    )  # what segment() decides for the whole image
     assert estimate is not None and result.diameter == pytest.approx(estimate, rel=0.05)
     again = segment(sample.image, model, options=SegmentOptions(diameter=result.diameter))
     labels = result.labels()

@@ -119,28 +119,3 @@ def fragments_confirmed(first: float | None, second: float | None) -> bool:
     if second is None:
         return False
     return first is None or second > first * FRAGMENTS
-
-
-def rescale_diameter(
-    labels: np.ndarray,
-    reference: float,
-    small: float = BAND_SMALL,
-    large: float = BAND_LARGE,
-    min_nuclei: int = MIN_NUCLEI,
-    size_estimate: float | None = None,
-) -> float | None:
-    """The diameter to segment again with, or ``None`` to keep this pass.
-
-    Args:
-        labels: ``(H, W)`` labels of the first pass, at the image's own scale.
-        reference: the model's training diameter (pixels).
-        small, large: keep the pass when the estimate lies within ``[reference / small,
-            reference * large]`` (see :func:`choose_diameter`).
-        min_nuclei: fewest nuclei that give an estimate.
-        size_estimate: the network's size model's estimate for the image, if it has one.
-
-    Returns:
-        :func:`choose_diameter` of the labels' :func:`estimate_diameter`.
-    """
-    estimate = estimate_diameter(labels, min_nuclei)
-    return choose_diameter(estimate, reference, size_estimate, small, large)
