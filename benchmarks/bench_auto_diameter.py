@@ -21,7 +21,7 @@ import numpy as np
 
 from segmentation.datasets.sample_type import Sample
 from segmentation.evaluation.dataset import evaluate_dataset
-from segmentation.inference import SegmentOptions, load_default_model, load_model
+from segmentation.inference import SegmentOptions, load_default_model, load_model, segment
 from segmentation.inference.diameter import MAX_ZOOM, estimate_diameter
 from segmentation.training.config import load_config
 from segmentation.training.data import load_samples, split_three
@@ -48,12 +48,12 @@ def passes(model, samples: list[Sample], reference: float) -> list[dict]:
     """Per image: its scores at its own scale, at the true diameter and at the estimate."""
     rows = []
     for s in samples:
-        first = model.segment(s.image, options=SegmentOptions(auto_diameter=False))
+        first = segment(s.image, model, options=SegmentOptions(auto_diameter=False))
         truth = estimate_diameter(s.labels, min_nuclei=1) or reference
         row = {
             "own": _score(s.labels, first),
             "true": _score(
-                s.labels, model.segment(s.image, options=SegmentOptions(diameter=truth))
+                s.labels, segment(s.image, model, options=SegmentOptions(diameter=truth))
             ),
             "estimate": estimate_diameter(first),
             "truth": truth,
@@ -61,7 +61,7 @@ def passes(model, samples: list[Sample], reference: float) -> list[dict]:
         if row["estimate"] is not None:  # clipped as segment() clips it
             diameter = float(np.clip(row["estimate"], reference / MAX_ZOOM, reference * MAX_ZOOM))
             options = SegmentOptions(diameter=diameter)
-            row["at_estimate"] = _score(s.labels, model.segment(s.image, options=options))
+            row["at_estimate"] = _score(s.labels, segment(s.image, model, options=options))
         rows.append(row)
     return rows
 

@@ -23,7 +23,7 @@ import torch
 from segmentation.models.registry import get_family
 from segmentation.training.config import load_config
 from segmentation.training.data import collate_batch, load_samples
-from segmentation.training.fit import build_optimizer
+from segmentation.training.optim import build_optimizer
 
 
 def make_batch(config, family, crop: int, batch: int):

@@ -17,6 +17,7 @@ import argparse
 import json
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evaluate_sources import recipe_split  # noqa: E402
 
 from segmentation.evaluation.heldout import load_source, score_images  # noqa: E402
-from segmentation.inference import load_model  # noqa: E402
+from segmentation.inference import load_model, segment  # noqa: E402
 from segmentation.inference.default import default_model_path  # noqa: E402
 from segmentation.training.finetune import finetune  # noqa: E402
 
@@ -65,7 +66,7 @@ def main() -> None:
                 order = np.random.default_rng(seed).permutation(len(samples))
                 chosen = [samples[i] for i in order[:k]]
                 rest = [samples[i] for i in order[k:]]
-                before = score_images(rest, base.segment)["score"]
+                before = score_images(rest, partial(segment, model=base))["score"]
                 start = time.perf_counter()
                 tuned = finetune(
                     [s.image for s in chosen],
@@ -77,7 +78,7 @@ def main() -> None:
                     progress=False,
                 )
                 seconds = time.perf_counter() - start
-                after = score_images(rest, tuned.segment)["score"]
+                after = score_images(rest, partial(segment, model=tuned))["score"]
                 row = {
                     "source": key,
                     "k": k,

@@ -20,7 +20,7 @@ import numpy as np
 
 from segmentation.datasets.image_types import image_type
 from segmentation.evaluation.dataset import evaluate_dataset
-from segmentation.inference import load_default_model, load_model
+from segmentation.inference import load_default_model, load_model, segment
 from segmentation.training.config import DataConfig
 from segmentation.training.data import load_samples, split_three
 
@@ -66,7 +66,7 @@ def main() -> None:
     rows = {}
     for name in ("rgb", "gray", "gray_inverted", "hematoxylin", "hematoxylin_dark"):
         start = time.perf_counter()
-        preds = [model.segment(view(s.image, name)) for s in samples]
+        preds = [segment(view(s.image, name), model) for s in samples]
         result = evaluate_dataset([(s.labels, p) for s, p in zip(samples, preds, strict=True)])
         rows[name] = {"score": round(result.mean_score, 4), "f1_0.7": round(result.f1_at(0.7), 4)}
         print(name, rows[name], f"{time.perf_counter() - start:.0f} s", flush=True)

@@ -32,7 +32,7 @@ from bench_auto_diameter import resized  # noqa: E402
 
 from segmentation.evaluation.dataset import evaluate_dataset  # noqa: E402
 from segmentation.evaluation.heldout import load_source  # noqa: E402
-from segmentation.inference import SegmentOptions, load_default_model, load_model  # noqa: E402
+from segmentation.inference import SegmentOptions, load_default_model, load_model, segment  # noqa: E402
 from segmentation.inference.diameter import MAX_ZOOM, estimate_diameter  # noqa: E402
 from segmentation.training.config import load_config  # noqa: E402
 from segmentation.training.data import load_samples, split_three  # noqa: E402
@@ -65,7 +65,7 @@ def image_row(model, sample, reference: float) -> dict:
 
     def score(diameter: float | None) -> float:
         options = SegmentOptions(auto_diameter=False, diameter=diameter)
-        pred = model.segment(sample.image, options=options)
+        pred = segment(sample.image, model, options=options)
         return evaluate_dataset([(sample.labels, pred)]).mean_score, pred
 
     def clip(d: float | None) -> float | None:

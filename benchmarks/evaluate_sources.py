@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,7 @@ from segmentation.evaluation.heldout import (  # noqa: E402
     load_source,
     score_images,
 )
+from segmentation.inference import segment  # noqa: E402
 from segmentation.training.config import load_config  # noqa: E402
 from segmentation.training.data import load_samples, split_three  # noqa: E402
 
@@ -115,7 +117,7 @@ def main() -> None:
         model = load_routed(spec, args.device)
         if args.tune_stained:
             tune_stained_route(model, val)
-        models.append((name, model.segment))
+        models.append((name, partial(segment, model=model)))
     results = {}
     for name, predict in models:
         print(name, file=sys.stderr, flush=True)

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 
 import numpy as np
 
+from segmentation.inference import segment
 from segmentation.training.config import DataConfig
 from segmentation.training.data import load_samples, split_three
 
@@ -51,7 +53,7 @@ def load_routed(spec: str, device: str):
     """``PATH[,KIND:ROUTE_PATH...]`` -> the model of PATH, with ROUTE_PATH's network for images
     of KIND (``stained``, ...) as a shipped file would route them (:func:`add_route`)."""
     from segmentation.inference import SegmentationModel, load_model
-    from segmentation.training.checkpoint import add_route, read_checkpoint
+    from segmentation.modelfile import add_route, read_checkpoint
 
     path, *routes = spec.split(",")
     if not routes:
@@ -106,7 +108,7 @@ def main() -> None:
     for item in args.model:
         name, spec = item.split("=", 1)
         model = load_routed(spec, args.device)
-        rows.append(score_predictions(name, val, model.segment))
+        rows.append(score_predictions(name, val, partial(segment, model=model)))
     kinds = list(rows[0]["counts"])
     head = ["model", "score", "F1@0.5", "F1@0.7", "F1@0.9"]
     head += [f"{k} ({rows[0]['counts'][k]})" for k in kinds] + ["s/image"]

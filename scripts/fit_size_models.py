@@ -18,7 +18,7 @@ import time
 
 from segmentation.datasets.nuclear_view import view_kind
 from segmentation.inference import load_model
-from segmentation.training.checkpoint import atomic_save, read_checkpoint
+from segmentation.modelfile import atomic_save, read_checkpoint
 from segmentation.training.config import load_config
 from segmentation.training.size_fit import fit_size_model, size_examples
 

@@ -5,7 +5,7 @@ Loads the trained model file, drops the weights its network never runs (encoder 
 watershed baseline on the validation split of the model's own recipe (same ``data.val_fraction``,
 ``test_fraction``, ``split`` and ``split_seed``; images read from ``--data``), and writes
 ``segmentation/weights/default_unet.pt`` with a model card (recipe, data, split, scores, training
-budget, how to retrain; see :mod:`segmentation.training.checkpoint`).
+budget, how to retrain; see :mod:`segmentation.modelfile`).
 
 When the recipe has a test split (``data.split group``: held-out acquisition groups), the float16
 model, the baseline and the model now shipped are also scored there, per image type, and on the
@@ -23,7 +23,7 @@ their networks and are described in the card.
 
 ``--stained ROUTE.pt`` ships a second network for stained tissue (colour images on a bright
 background: H&E, IHC): ``segment()`` sends those images to it and every other image to the main
-network (checkpoint ``routes``, see :mod:`segmentation.training.checkpoint`). It must come from
+network (checkpoint ``routes``, see :mod:`segmentation.modelfile`). It must come from
 the same split as the main network (else its held-out scores would be flattered); every score
 above is then the routed model's, and the card describes the route (``card["routes"]``).
 
@@ -44,6 +44,7 @@ import io
 import re
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -51,9 +52,8 @@ import torch
 import yaml
 
 from segmentation.benchmark.measure import training_cost
-from segmentation.inference import SegmentationModel, model_card_summary
-from segmentation.models.registry import get_family
-from segmentation.training.checkpoint import (
+from segmentation.inference import SegmentationModel, model_card_summary, segment
+from segmentation.modelfile import (
     add_route,
     atomic_save,
     check_model_card,
@@ -61,6 +61,7 @@ from segmentation.training.checkpoint import (
     half_precision,
     read_checkpoint,
 )
+from segmentation.models.registry import get_family
 from segmentation.training.config import DataConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -379,11 +380,10 @@ def held_out_comparison(
     from segmentation.evaluation.by_type import score_by_image_type
     from segmentation.evaluation.heldout import SOURCES, load_source, score_images
 
-    models = {"float16": new_model.segment, "baseline": otsu_watershed}
+    models = {"float16": partial(segment, model=new_model), "baseline": otsu_watershed}
     if output.is_file():
-        models["previous"] = SegmentationModel.from_checkpoint(
-            read_checkpoint(output), "cpu"
-        ).segment
+        previous = SegmentationModel.from_checkpoint(read_checkpoint(output), "cpu")
+        models["previous"] = partial(segment, model=previous)
     rows = {name: score_by_image_type(test, predict) for name, predict in models.items()}
     kinds = list(rows["float16"])
     print(f"held-out acquisition groups ({len(test)} images):")
@@ -467,7 +467,9 @@ def ship(args: argparse.Namespace) -> dict[str, Any]:
     }
     parameters = parameters_in_use(half)
     print(f"scoring {len(val)} validation images of {args.data} ({len(train)} train)", flush=True)
-    validation = {dtype: score(val, model.segment) for dtype, model in models.items()}
+    validation = {
+        dtype: score(val, partial(segment, model=model)) for dtype, model in models.items()
+    }
     baseline = {"name": "Otsu + watershed", **score(val, otsu_watershed)}
     print(f"| {'model':<26} | score  | F1@0.7 | s/image |")
     for name, row in [*validation.items(), ("Otsu + watershed", baseline)]:

@@ -2,13 +2,13 @@
 
 Usage: python scripts/shrink_model.py IN.pt OUT.pt
 
-The cast is :func:`segmentation.training.checkpoint.half_precision`; to ship the default model
+The cast is :func:`segmentation.modelfile.half_precision`; to ship the default model
 (re-scored in both precisions, with a model card) use ``scripts/ship_default_model.py``.
 """
 
 import sys
 
-from segmentation.training.checkpoint import atomic_save, half_precision, read_checkpoint
+from segmentation.modelfile import atomic_save, half_precision, read_checkpoint
 
 
 def main(src: str, dst: str) -> None:

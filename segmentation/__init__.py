@@ -12,7 +12,7 @@ ships inside the package is used (see :func:`segmentation.inference.load_default
 are imported on first use, so that ``import segmentation.datasets`` stays light (no torch).
 """
 
-__version__ = "0.1.0"
+from segmentation._version import __version__
 
 __all__ = [
     "SegmentOptions",

@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
 
     from segmentation.datasets.sample_data import load_sample
     from segmentation.evaluation.dataset import evaluate_dataset
-    from segmentation.inference import model_card_summary
+    from segmentation.inference import model_card_summary, segment
     from segmentation.visualize import write_overlay
 
     out = Path(args.output)
@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     preds = []
     start = time.perf_counter()
     for sample in samples:
-        labels = model.segment(sample.image)
+        labels = segment(sample.image, model)
         preds.append(labels)
         write_overlay(out / f"{sample.name}_overlay.png", sample.image, labels)
     seconds = time.perf_counter() - start

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
+from segmentation.modelfile import atomic_save, make_checkpoint
 from segmentation.models.registry import get_family
-from segmentation.training.checkpoint import atomic_save, make_checkpoint
 
 SMALL_UNET = {"encoder": "resnet18", "encoder_depth": 3, "decoder_channels": [16, 8, 8]}
 

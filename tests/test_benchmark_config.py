@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from segmentation.benchmark.config import benchmark_from_dict, load_benchmark_config
+from segmentation.benchmark.config import benchmark_from_dict, load_benchmark_config, slug
 from segmentation.benchmark.measure import count_parameters, peak_cpu_mb, reset_peaks, training_cost
-from segmentation.benchmark.runner import example_names, slug, training_config
+from segmentation.benchmark.runner import example_names, training_config
 from segmentation.benchmark.testset import load_test_set
 from segmentation.datasets.io import write_labels
 from segmentation.datasets.rle import write_submission_csv

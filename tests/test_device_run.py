@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from segmentation import load_model
+from segmentation import load_model, segment
 from segmentation.datasets.sample_data import load_sample
 from segmentation.training.config import ConfigError, config_from_dict
 from tests.paths import REPO
@@ -56,7 +56,7 @@ def test_run_script_trains_scores_and_writes_its_outputs(tmp_path):
     assert "validation score" in (out / "ci.log").read_text()
     model = load_model(out / "ci.pt", device="cpu")
     assert str(next(model.members[0].parameters()).dtype) == "torch.float32"  # loads as float32
-    labels = model.segment(load_sample()[0].image)
+    labels = segment(load_sample()[0].image, model)
     assert labels.dtype == np.int32 and labels.shape == load_sample()[0].image.shape[:2]
 
 

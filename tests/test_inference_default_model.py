@@ -22,8 +22,7 @@ from segmentation.inference import (
     segment,
     segment_files,
 )
-from segmentation.models.registry import get_family
-from segmentation.training.checkpoint import (
+from segmentation.modelfile import (
     MODEL_CARD_KEYS,
     atomic_save,
     check_model_card,
@@ -32,7 +31,8 @@ from segmentation.training.checkpoint import (
     make_checkpoint,
     read_checkpoint,
 )
-from segmentation.training.checksum import weights_sha256
+from segmentation.modelfile.checksum import weights_sha256
+from segmentation.models.registry import get_family
 from tests.paths import REPO
 
 SMALL_UNET = {"encoder": "resnet18", "encoder_depth": 3, "decoder_channels": [16, 8, 8]}
@@ -317,12 +317,7 @@ def test_ship_script_compares_on_held_out_groups(small_checkpoint, tmp_path, mon
         def segment(self, image):
             return truth[image.tobytes()]
 
-    real = ship.SegmentationModel.from_checkpoint
-    monkeypatch.setattr(
-        ship.SegmentationModel,
-        "from_checkpoint",
-        lambda ckpt, device: Perfect() if ckpt.get("model_card") else real(ckpt, device),
-    )
+    _previous_model_is(ship, Perfect, monkeypatch)
     assert ship.main(args) == 2
     assert "scores higher" in capsys.readouterr().err
     assert ship.main([*args, "--force"]) == 0  # --force replaces it anyway
@@ -422,11 +417,26 @@ def test_ship_script_judges_on_held_out_sources(small_checkpoint, tmp_path, monk
         def segment(self, image):
             return truth[key(image)]
 
-    real = ship.SegmentationModel.from_checkpoint
+    _previous_model_is(ship, Perfect, monkeypatch)
+    assert ship.main([*args, "--group-tolerance", "1.0"]) == 2  # the groups let it pass ...
+    assert "held-out sources ['huh7']" in capsys.readouterr().err  # ... the source does not
+
+
+def _previous_model_is(ship, stand_in: type, monkeypatch) -> None:
+    """Make the ship script read the model file already there (it has a card) as ``stand_in()``,
+    whose ``segment(image)`` gives the labels."""
+    real_load, real_segment = ship.SegmentationModel.from_checkpoint, ship.segment
     monkeypatch.setattr(
         ship.SegmentationModel,
         "from_checkpoint",
-        lambda ckpt, device: Perfect() if ckpt.get("model_card") else real(ckpt, device),
+        lambda ckpt, device: stand_in() if ckpt.get("model_card") else real_load(ckpt, device),
     )
-    assert ship.main([*args, "--group-tolerance", "1.0"]) == 2  # the groups let it pass ...
-    assert "held-out sources ['huh7']" in capsys.readouterr().err  # ... the source does not
+    monkeypatch.setattr(
+        ship,
+        "segment",
+        lambda image, model=None, **kw: (
+            model.segment(image)
+            if isinstance(model, stand_in)
+            else real_segment(image, model, **kw)
+        ),
+    )

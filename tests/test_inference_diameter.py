@@ -98,7 +98,7 @@ def _sized(model_file, tmp_path, diameter: float):
     """``model_file`` with a size model that reads every image as nuclei of ``diameter`` px."""
     from segmentation.inference import load_model
     from segmentation.inference.size_model import SizeModel
-    from segmentation.training.checkpoint import atomic_save, read_checkpoint
+    from segmentation.modelfile import atomic_save, read_checkpoint
 
     ckpt = read_checkpoint(model_file)
     ckpt["size_model"] = SizeModel(np.zeros(192), np.zeros(192), np.log(diameter), {}).to_dict()
@@ -125,7 +125,7 @@ def test_segment_shrinks_fragmented_large_nuclei_by_the_size_model(model_file, t
 def test_a_second_pass_that_does_not_confirm_the_fragments_is_dropped(
     model_file, tmp_path, monkeypatch
 ):
-    from segmentation.inference import api
+    from segmentation.inference import batches
     from segmentation.inference.diameter import fragments_confirmed
 
     assert fragments_confirmed(20.0, 40.0) and not fragments_confirmed(20.0, 22.0)
@@ -133,7 +133,7 @@ def test_a_second_pass_that_does_not_confirm_the_fragments_is_dropped(
     image = synthetic_nuclei((128, 128), 12, seed=3).image
     large = _sized(model_file, tmp_path, 54.0)
     own = segment(image, large, options=SegmentOptions(auto_diameter=False))
-    monkeypatch.setattr(api, "fragments_confirmed", lambda first, second: False)
+    monkeypatch.setattr(batches, "fragments_confirmed", lambda first, second: False)
     labels, details = segment(image, large, return_details=True)
     assert details.scale == 1.0  # the size model misread the image: the first pass stays
     np.testing.assert_array_equal(labels, own)

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from segmentation.inference import load_default_model, load_model
+from segmentation.modelfile import atomic_save, make_checkpoint
 from segmentation.models.registry import get_family
-from segmentation.training.checkpoint import atomic_save, make_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,7 @@ import torch
 from segmentation.datasets.synthetic import synthetic_nuclei
 from segmentation.inference import SegmentationModel, SegmentOptions, load_model, segment
 from segmentation.inference.reference_nets import ReferenceUnet
-from segmentation.models.registry import get_family
-from segmentation.training.checkpoint import (
+from segmentation.modelfile import (
     add_route,
     atomic_save,
     drop_unused_weights,
@@ -18,6 +17,7 @@ from segmentation.training.checkpoint import (
     make_checkpoint,
     read_checkpoint,
 )
+from segmentation.models.registry import get_family
 from tests.conftest import SMALL_UNET
 
 

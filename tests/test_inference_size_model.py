@@ -10,7 +10,7 @@ import torch
 from segmentation.datasets.synthetic import synthetic_nuclei
 from segmentation.inference import load_model
 from segmentation.inference.size_model import SizeModel, estimate_size, style_vector
-from segmentation.training.checkpoint import atomic_save, read_checkpoint
+from segmentation.modelfile import atomic_save, read_checkpoint
 from segmentation.training.size_fit import fit_size_model, size_examples
 
 

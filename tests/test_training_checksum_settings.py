@@ -10,8 +10,7 @@ import pytest
 import torch
 
 from segmentation.inference import default_model_path, load_model
-from segmentation.training import checksum
-from segmentation.training.checkpoint import atomic_save, read_checkpoint
+from segmentation.modelfile import atomic_save, checksum, read_checkpoint, stamp
 
 EDITED = "corrupt or edited: the settings{where} .*do not match their checksum"
 
@@ -52,7 +51,7 @@ def test_an_edited_threshold_is_refused_by_name(shipped, where, key, value, tmp_
         load_model(path, "cpu")
     message = str(err.value)
     assert str(path) in message and "post-processing thresholds" in message
-    assert f"python -m segmentation.training.checksum --accept-settings {path}" in message
+    assert f"python -m segmentation.modelfile.stamp --accept-settings {path}" in message
 
 
 def test_one_byte_of_min_size_changed_in_the_file_is_refused(tmp_path):
@@ -119,14 +118,14 @@ def test_older_files_without_the_settings_checksum_load_as_before(shipped, tmp_p
         warnings.simplefilter("error")  # no warning: the weights checksum is there
         assert read_checkpoint(path)["thresholds"]["min_size"] == 200  # not detectable
     # the CLI adds the settings checksum, every weight and setting kept
-    assert checksum.main([str(path)]) == 0
+    assert stamp.main([str(path)]) == 0
     stamped = torch.load(path, weights_only=True)
     assert stamped["settings_sha256"] == checksum.settings_sha256(stamped)
     assert stamped["routes"]["stained"]["settings_sha256"]
     assert stamped["thresholds"]["min_size"] == 200
     for name, tensor in shipped["members"][0]["state_dict"].items():
         assert torch.equal(stamped["members"][0]["state_dict"][name], tensor), name
-    assert not checksum.add_checksum(path)  # already complete: untouched
+    assert not stamp.add_checksum(path)  # already complete: untouched
     torch.save(_edit(stamped, "main", "min_size", 20), path)
     with pytest.raises(ValueError, match=EDITED.format(where="")):
         read_checkpoint(path)  # now protected
@@ -137,7 +136,7 @@ def test_accept_settings_stamps_a_deliberate_edit_weights_still_verified(shipped
     torch.save(_edit(shipped, "stained", "mask", 0.5), path)
     with pytest.raises(ValueError, match=EDITED.format(where=" of its stained route")):
         read_checkpoint(path)
-    assert checksum.main(["--accept-settings", str(path)]) == 0
+    assert stamp.main(["--accept-settings", str(path)]) == 0
     assert read_checkpoint(path)["routes"]["stained"]["thresholds"]["mask"] == 0.5
 
     damaged = _edit(shipped, "main", "mask", 0.5)
@@ -145,7 +144,7 @@ def test_accept_settings_stamps_a_deliberate_edit_weights_still_verified(shipped
     name = next(k for k, v in state.items() if v.is_floating_point())
     state[name] = state[name] + 1
     torch.save(damaged, path)
-    assert checksum.main(["--accept-settings", str(path)]) == 2  # weights: still refused
+    assert stamp.main(["--accept-settings", str(path)]) == 2  # weights: still refused
     with pytest.raises(ValueError, match=r"corrupt \(checksum mismatch\)"):
         read_checkpoint(path, verify_settings=False)
 

@@ -8,9 +8,8 @@ import pytest
 import torch
 
 from segmentation.inference import default_model_path, load_model
+from segmentation.modelfile import atomic_save, checksum, make_checkpoint, read_checkpoint, stamp
 from segmentation.models.registry import get_family
-from segmentation.training import checksum
-from segmentation.training.checkpoint import atomic_save, make_checkpoint, read_checkpoint
 from segmentation.training.fit import fit
 from tests.paths import CONFIG_DIR
 from tests.tiny_recipes import tiny_config
@@ -91,18 +90,18 @@ def test_the_shipped_default_model_carries_a_verified_checksum():
 def test_older_files_without_checksum_load_with_one_warning(small_checkpoint, tmp_path):
     path = tmp_path / "old.pt"
     torch.save(small_checkpoint, path)  # as written before checksums existed
-    with pytest.warns(UserWarning, match="has no checksum.*segmentation.training.checksum"):
+    with pytest.warns(UserWarning, match="has no checksum.*segmentation.modelfile.stamp"):
         load_model(path, "cpu")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         load_model(path, "cpu")  # once per file and process
 
-    assert checksum.main([str(path)]) == 0  # adds it, weights bit-identical
+    assert stamp.main([str(path)]) == 0  # adds it, weights bit-identical
     after = torch.load(path, weights_only=True)
     assert after["weights_sha256"] == checksum.weights_sha256(small_checkpoint["members"])
     for name, value in small_checkpoint["members"][0]["state_dict"].items():
         assert torch.equal(after["members"][0]["state_dict"][name], value), name
-    assert not checksum.add_checksum(path)  # already there: untouched
+    assert not stamp.add_checksum(path)  # already there: untouched
 
 
 @pytest.mark.parametrize(

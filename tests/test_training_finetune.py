@@ -13,8 +13,8 @@ from segmentation.datasets.io import write_labels
 from segmentation.datasets.synthetic import synthetic_nuclei
 from segmentation.inference import load_model, segment
 from segmentation.inference.default import default_model_path
+from segmentation.modelfile import atomic_save, make_checkpoint, read_checkpoint
 from segmentation.models.registry import get_family
-from segmentation.training.checkpoint import atomic_save, make_checkpoint, read_checkpoint
 from segmentation.training.finetune import finetune, split_for_validation
 
 

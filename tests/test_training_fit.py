@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from segmentation import load_model, segment
-from segmentation.training.checkpoint import atomic_save, read_checkpoint
+from segmentation.modelfile import atomic_save, read_checkpoint
 from segmentation.training.config import load_config
 from segmentation.training.fit import fit
 from tests.paths import CONFIG_DIR, REPO
@@ -153,8 +153,8 @@ def test_loading_never_fetches_published_weights(tmp_path, monkeypatch):
     """A recipe that started from published weights reloads from the file alone, offline."""
     import socket
 
+    from segmentation.modelfile import make_checkpoint
     from segmentation.models.registry import get_family
-    from segmentation.training.checkpoint import make_checkpoint
 
     config = {"encoder": "resnet18", "encoder_depth": 3, "decoder_channels": [16, 8, 4]}
     net = get_family("unet").build(config)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from segmentation.inference.default import default_model_path
-from segmentation.training.checkpoint import read_checkpoint
+from segmentation.modelfile import read_checkpoint
 from segmentation.training.config import ConfigError
 from segmentation.training.fit import fit
 from tests.paths import CONFIG_DIR

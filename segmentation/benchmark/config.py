@@ -27,6 +27,7 @@ wall minutes and thread count; its ``overrides`` are ``key=value`` keywords of i
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,12 @@ from segmentation.training.config import (
 
 #: Classical baselines a benchmark can name (``baseline: otsu``).
 BASELINES = ("otsu",)
+
+
+def slug(name: str) -> str:
+    """File-system-safe form of an architecture name (``"U-Net (single)"`` -> ``u-net_single``),
+    the name of its run folder."""
+    return re.sub(r"[^a-z0-9.-]+", "_", name.lower()).strip("_") or "architecture"
 
 
 @dataclass

@@ -6,7 +6,6 @@ like every other row."""
 from __future__ import annotations
 
 import math
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +15,7 @@ import numpy as np
 import torch
 import yaml
 
-from segmentation.benchmark.config import Architecture, BenchmarkConfig
+from segmentation.benchmark.config import Architecture, BenchmarkConfig, slug
 from segmentation.benchmark.measure import (
     count_parameters,
     peak_cpu_mb,
@@ -51,11 +50,6 @@ class ArchitectureResult:
     metrics: dict[str, Any]
     result: DatasetResult
     examples: dict[str, np.ndarray] = field(default_factory=dict)
-
-
-def slug(name: str) -> str:
-    """File-system-safe form of an architecture name (``"U-Net (single)"`` -> ``u-net_single``)."""
-    return re.sub(r"[^a-z0-9.-]+", "_", name.lower()).strip("_") or "architecture"
 
 
 def make_split(config: BenchmarkConfig) -> Split:
@@ -301,7 +295,7 @@ def run_benchmark(config: BenchmarkConfig) -> Path:
     from segmentation.benchmark.tables import write_tables
     from segmentation.evaluation.report import plot_threshold_curves
     from segmentation.inference import resolve_device
-    from segmentation.training.fit import seed_everything
+    from segmentation.training.optim import seed_everything
 
     for arch in config.architectures:  # a missing peer fails now, not after hours of training
         if arch.peer is not None:

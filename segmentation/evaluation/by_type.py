@@ -18,7 +18,7 @@ def score_by_image_type(
 
     Args:
         samples: annotated samples (images ``(H, W, C)``, labels ``(H, W)``).
-        predict: ``image -> (H, W)`` int label image (e.g. ``model.segment``).
+        predict: ``image -> (H, W)`` int label image (e.g. ``functools.partial(segment, model=model)``).
 
     Returns:
         ``{"all": row, "<image type>": row, ...}``; a row holds ``score`` (competition score, the

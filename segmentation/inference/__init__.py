@@ -1,6 +1,7 @@
 """Running trained models on images: :func:`segment` and the pieces it is built from.
 
 - :mod:`.api`: :func:`segment` (one image, a list or a folder), :func:`segment_files`.
+- :mod:`.batches`: the loop behind them: inputs read and predicted in groups, routed, resized.
 - :mod:`.model`: :class:`SegmentationModel`, :func:`load_model`, :func:`resolve_device`,
   :func:`available_devices`.
 - :mod:`.default`: :func:`load_default_model`, the model shipped inside the package.
@@ -15,13 +16,8 @@
 - :mod:`.reference_nets`: fixed, training-free filter networks for tests and benchmarks.
 """
 
-from segmentation.inference.api import (
-    TILE_OVERLAP,
-    SegmentResult,
-    list_images,
-    segment,
-    segment_files,
-)
+from segmentation.inference.api import TILE_OVERLAP, list_images, segment, segment_files
+from segmentation.inference.batches import SegmentResult
 from segmentation.inference.default import (
     default_model_path,
     load_default_model,

@@ -26,6 +26,9 @@ import numpy as np
 from segmentation.datasets.io import is_alpha_channel, read_image_axes
 from segmentation.datasets.normalize import CLIP_HIGH, CLIP_LOW
 
+#: Dense networks need inputs whose sides are multiples of this (5 encoder stages).
+INPUT_MULTIPLE = 32
+
 _USE_CHANNEL = "segment(..., channel=c) or SegmentOptions(channel=c)"
 _FIX_CHANNEL = (
     "e.g. segment(..., channel=0), or --channel 0 on the command line, when the nuclei are in "

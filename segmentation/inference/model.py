@@ -10,14 +10,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from segmentation.inference.inputs import as_image_array, intensity_range, normalized_window
-from segmentation.inference.model_card import ModelCard
+from segmentation.inference.inputs import (
+    INPUT_MULTIPLE,
+    as_image_array,
+    intensity_range,
+    normalized_window,
+)
+from segmentation.inference.size_model import SizeModel
+from segmentation.modelfile.card import ModelCard
+from segmentation.modelfile.read import read_checkpoint
 from segmentation.models.base import thresholds_from_dict
 from segmentation.models.registry import get_family
-from segmentation.training.checkpoint import read_checkpoint
-
-#: Dense networks need inputs whose sides are multiples of this (5 encoder stages).
-INPUT_MULTIPLE = 32
 
 
 def available_devices() -> list[str]:
@@ -98,8 +101,8 @@ class SegmentationModel:
         recipe: the training recipe.
         model_card: the description of a shipped model (name, recipe, data, validation scores
             and the baseline's, training budget, how to retrain; see
-            :mod:`segmentation.training.checkpoint`), empty when the file has none. A
-            :class:`~segmentation.inference.model_card.ModelCard`: a dict whose ``print()`` is a
+            :mod:`segmentation.modelfile`), empty when the file has none. A
+            :class:`~segmentation.modelfile.card.ModelCard`: a dict whose ``print()`` is a
             short summary; the image name lists are ``card["split"]["validation_ids"]`` and
             ``card["held_out_groups"]["test_ids"]``.
         device: where the networks run.
@@ -137,7 +140,7 @@ class SegmentationModel:
 
     @classmethod
     def from_checkpoint(cls, ckpt: dict[str, Any], device: str | torch.device = "auto"):
-        """Build from a checkpoint dict (see :mod:`segmentation.training.checkpoint`)."""
+        """Build from a checkpoint dict (see :mod:`segmentation.modelfile`)."""
         family = get_family(ckpt["family"])
         members = []
         for member in ckpt["members"]:
@@ -154,8 +157,6 @@ class SegmentationModel:
         routes = {k: cls.from_checkpoint(r, device) for k, r in (ckpt.get("routes") or {}).items()}
         size_model = None
         if ckpt.get("size_model"):
-            from segmentation.inference.size_model import SizeModel
-
             size_model = SizeModel.from_dict(ckpt["size_model"])
         return cls(
             ckpt["family"],
@@ -257,12 +258,6 @@ class SegmentationModel:
             mode = "reflect" if pad_h < height and pad_w < width else "replicate"
             x = torch.nn.functional.pad(x, (0, pad_w, 0, pad_h), mode=mode)
         return self.forward(x)[0][0][:, :height, :width]
-
-    def segment(self, image: np.ndarray | str | os.PathLike, **kwargs: Any) -> Any:
-        """Same as :func:`segmentation.inference.segment` with this model."""
-        from segmentation.inference.api import segment
-
-        return segment(image, self, **kwargs)
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "auto") -> SegmentationModel:

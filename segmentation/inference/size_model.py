@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from segmentation.inference.inputs import INPUT_MULTIPLE
+
 #: Side of the windows the style is computed on when fitting (a multiple of the networks' stride):
 #: ``segment()``'s tile on a CPU, whose first pass gives the style at inference. Pooled over 512-px
 #: windows instead, the style of a 768 x 1024 Huh7 image read nuclei 10-15 % smaller.
@@ -148,8 +150,6 @@ def style_vector(
         :data:`MAX_STYLE_TILES` windows of :data:`STYLE_TILE` pixels, each stage scaled to unit
         length, concatenated (``F`` = the two stages' channels).
     """
-    from segmentation.inference.model import INPUT_MULTIPLE
-
     if chw.ndim != 3 or chw.shape[0] != 3:
         raise ValueError(f"chw must be a (3, H, W) normalised image, got shape {chw.shape}")
     height, width = chw.shape[1:]

@@ -26,13 +26,14 @@ import os
 import platform
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from segmentation.evaluation.by_type import score_by_image_type
-from segmentation.training.checkpoint import (
+from segmentation.modelfile import (
     atomic_save,
     drop_unused_weights,
     half_precision,
@@ -119,7 +120,7 @@ def measure_throughput(
     from segmentation.models.registry import get_family
     from segmentation.training.data import training_split
     from segmentation.training.engine import _to_device
-    from segmentation.training.fit import build_optimizer, seed_everything
+    from segmentation.training.optim import build_optimizer, seed_everything
     from segmentation.training.precision import autocast, uses_channels_last
     from segmentation.training.tensor_crops import crops_from_recipe
 
@@ -181,13 +182,14 @@ def segment_speed(model: Any, sizes: tuple[int, ...] = (1024, 4096)) -> dict[str
     """``segment()`` megapixels per second on synthetic fluorescence nuclei of each size (the
     second of two calls)."""
     from segmentation.datasets.synthetic import synthetic_nuclei
+    from segmentation.inference import segment
 
     out = {}
     for size in sizes:
         sample = synthetic_nuclei((size, size), max(10, size * size // 2500), seed=0)
-        model.segment(sample.image)
+        segment(sample.image, model)
         start = time.perf_counter()
-        model.segment(sample.image)
+        segment(sample.image, model)
         out[f"segment_mp_per_s_{size}"] = round(
             size * size / 1e6 / (time.perf_counter() - start), 2
         )
@@ -204,7 +206,7 @@ def _epoch_log(run_dir: Path) -> list[dict[str, str]]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Steps 1-5 of the module docstring; returns the record written to ``<name>.json``."""
-    from segmentation.inference import SegmentationModel
+    from segmentation.inference import SegmentationModel, segment
     from segmentation.training.data import load_samples, split_three
     from segmentation.training.fit import fit
 
@@ -261,7 +263,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     model = SegmentationModel.from_checkpoint(half, config.train.device)
     if config.data.test_fraction > 0:
         _, _, test = split_three(load_samples(config.data), config.data)
-        record["test"] = score_by_image_type(test, model.segment)
+        record["test"] = score_by_image_type(test, partial(segment, model=model))
     if args.speed:
         record["speed"] = segment_speed(model)
     (out_dir / f"{args.name}.json").write_text(json.dumps(record, indent=1, default=str))

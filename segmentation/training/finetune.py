@@ -86,7 +86,7 @@ def _annotated(images: Any, masks: Any, binary_masks: bool) -> list[Sample]:
 
 def _base(model: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
     """The base model file's path and checkpoint; refuses families this recipe cannot adapt."""
-    from segmentation.training.checkpoint import read_checkpoint
+    from segmentation.modelfile import read_checkpoint
     from segmentation.training.init_weights import init_path
 
     path = init_path(str(model))
@@ -283,7 +283,7 @@ def finetune(
             f"{after:.4f} after fine-tuning"
         )
     from segmentation.inference import SegmentationModel, load_model
-    from segmentation.training.checkpoint import atomic_save
+    from segmentation.modelfile import atomic_save
 
     if output is not None:
         return load_model(atomic_save(result, output), device)
@@ -344,7 +344,7 @@ def _tuned_network(
     """The network's checkpoint with the best weights (``None``: its own) and thresholds tuned
     on ``val`` (``retune``; else its own); its score on ``val`` under ``"_validation"``."""
     from segmentation.inference import SegmentationModel
-    from segmentation.training.checkpoint import read_checkpoint
+    from segmentation.modelfile import read_checkpoint
     from segmentation.training.tuning import tune_model_thresholds
 
     trained = read_checkpoint(best)["members"][0] if best is not None else {}
@@ -360,7 +360,7 @@ def _tuned_network(
 
 def _assemble(ckpt: dict, network: dict, route: str | None, card: dict) -> dict[str, Any]:
     """The base checkpoint with the fine-tuned network in place and the fine-tune's card."""
-    from segmentation.training.checkpoint import (
+    from segmentation.modelfile import (
         check_model_card,
         drop_unused_weights,
         half_precision,

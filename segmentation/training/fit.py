@@ -14,129 +14,35 @@ A fresh run refuses a folder that holds another run unless told to ``overwrite``
 from __future__ import annotations
 
 import json
-import math
 import os
-import random
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from segmentation.inference import SegmentationModel, resolve_device
+from segmentation.modelfile import atomic_save, make_checkpoint, read_checkpoint
 from segmentation.models.registry import get_family
 from segmentation.training import distributed
-from segmentation.training.checkpoint import atomic_save, make_checkpoint, read_checkpoint
 from segmentation.training.config import Config
 from segmentation.training.data import make_loader, prepared_images, training_split
 from segmentation.training.engine import predict_validation, score_raw, train_one_epoch
 from segmentation.training.init_weights import initial_state, load_initial_weights
+from segmentation.training.optim import (
+    build_optimizer,
+    build_scheduler,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
 from segmentation.training.precision import uses_channels_last
-from segmentation.training.run_folder import check_run_folder, clean_run_folder, write_metrics
+from segmentation.training.run_folder import EpochLog, check_run_folder, clean_run_folder
 from segmentation.training.tensor_crops import TensorCrops, crops_from_recipe
 from segmentation.training.tuning import tune_thresholds
 
 EpochCallback = Callable[[dict[str, Any]], None]
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (CPU and CUDA)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)  # noqa: NPY002 (global RNG that libraries use)
-    torch.manual_seed(seed)
-
-
-def build_optimizer(model: torch.nn.Module, config: Config) -> torch.optim.Optimizer:
-    """AdamW or SGD (with momentum) over the model's parameters, as the recipe says."""
-    t = config.train
-    if t.optimizer == "sgd":
-        return torch.optim.SGD(
-            model.parameters(), lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay
-        )
-    return torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-
-
-def build_scheduler(
-    optimizer: torch.optim.Optimizer, config: Config, steps_per_epoch: int
-) -> torch.optim.lr_scheduler.LambdaLR:
-    """Per-step schedule: linear warm-up, then cosine to 0, step decay, or constant.
-
-    With ``train.max_minutes`` set, the cosine's progress is the larger of the step fraction and
-    the fraction of the wall-time budget spent, so a run cut by its budget still ends at a low
-    learning rate (the price: a resumed time-budgeted run does not replay the same rates).
-    """
-    t = config.train
-    total = max(1, t.epochs * steps_per_epoch)
-    warmup = int(round(t.warmup_epochs * steps_per_epoch))
-    started = time.perf_counter()
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        if t.schedule == "cosine":
-            progress = min(1.0, (step - warmup) / max(1, total - warmup))
-            if t.max_minutes:
-                elapsed = (time.perf_counter() - started) / (60 * t.max_minutes)
-                progress = min(1.0, max(progress, elapsed))
-            return 0.5 * (1.0 + math.cos(math.pi * progress))
-        if t.schedule == "step":
-            return t.step_gamma ** (step // max(1, t.step_epochs * steps_per_epoch))
-        return 1.0
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def _numpy_state() -> tuple:
-    name, keys, pos, has_gauss, gauss = np.random.get_state()  # noqa: NPY002
-    return (name, [int(k) for k in keys], int(pos), int(has_gauss), float(gauss))
-
-
-def _rng_state() -> dict[str, Any]:
-    return {
-        "torch": torch.get_rng_state(),
-        "numpy": repr(_numpy_state()),
-        "python": repr(random.getstate()),
-    }
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    import ast
-
-    torch.set_rng_state(state["torch"])
-    name, keys, pos, has_gauss, gauss = ast.literal_eval(state["numpy"])
-    np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss))  # noqa: NPY002
-    random.setstate(ast.literal_eval(state["python"]))
-
-
-class _Logger:
-    """``metrics.csv`` (rewritten from the history each epoch) and TensorBoard events (when
-    tensorboard is installed) of one member; main rank only."""
-
-    def __init__(self, folder: Path, enabled: bool):
-        self.path = folder / "metrics.csv"
-        self.enabled = enabled
-        self.tb = None
-        if enabled:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tb = SummaryWriter(str(folder / "tensorboard"))
-            except ImportError:  # tensorboard is optional
-                self.tb = None
-
-    def log(self, history: list[dict[str, Any]]) -> None:
-        """Record the history whose last row is the epoch just finished."""
-        if not self.enabled:
-            return
-        write_metrics(history, self.path)
-        row = history[-1]
-        if self.tb is not None:
-            for key, value in row.items():
-                if isinstance(value, int | float) and key not in ("epoch", "member"):
-                    self.tb.add_scalar(key, value, row["epoch"])
-            self.tb.flush()
 
 
 def fit_member(
@@ -192,7 +98,7 @@ def fit_member(
         model.load_state_dict(ckpt["members"][0]["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        _set_rng_state(state["rng"])
+        set_rng_state(state["rng"])
         start_epoch, best_score, history = state["epoch"] + 1, state["best_score"], state["history"]
         if info.is_main:
             print(f"member {index}: resuming {last_path} after epoch {start_epoch}", flush=True)
@@ -216,7 +122,7 @@ def fit_member(
             model, device_ids=ids, find_unused_parameters=find_unused
         )
     val_images = prepared_images(val_samples, d.stained_view) if info.is_main else []
-    logger = _Logger(folder, info.is_main)
+    logger = EpochLog(folder, info.is_main)
     started = time.perf_counter()
     best_raws = None
     for epoch in range(start_epoch, t.epochs):
@@ -275,7 +181,7 @@ def fit_member(
                 "history": history,
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
-                "rng": _rng_state(),
+                "rng": rng_state(),
             }
             atomic_save(_member_checkpoint(config, member_config, model, {}, state), last_path)
             logger.log(history)

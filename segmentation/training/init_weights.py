@@ -9,7 +9,7 @@ from its own ``last.pt``, not from the init file).
 The recipe must build the same network as the file: the family and every ``model`` key that
 shapes it (the encoder's published weights, ``encoder_weights``, are ignored: the file's weights
 replace them). Weights the file does not hold because they were pruned as unused
-(:func:`~segmentation.training.checkpoint.drop_unused_weights`) keep their fresh values: the
+(:func:`~segmentation.modelfile.drop_unused_weights`) keep their fresh values: the
 network never runs them.
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from segmentation.training.checkpoint import read_checkpoint
+from segmentation.modelfile import read_checkpoint
 from segmentation.training.config import ConfigError
 
 #: Keys of a member's model config that do not shape the network.

@@ -6,8 +6,9 @@ folder that holds a previous run's files (``model.pt``, ``member_N/last.pt``, ``
 ``--resume`` needs a ``last.pt`` to continue from, whose network config must be the recipe's.
 :func:`clean_run_folder` then removes what is to go, including the temporary files that a
 checkpoint write killed hard (SIGKILL, power loss) leaves behind (see
-:func:`segmentation.training.checkpoint.atomic_save`). :func:`write_metrics` rewrites a member's
-``metrics.csv`` from its history, so the log always matches the checkpoint.
+:func:`segmentation.modelfile.atomic_save`). :func:`write_metrics` rewrites a member's
+``metrics.csv`` from its history, so the log always matches the checkpoint; :class:`EpochLog` does
+it each epoch (and writes TensorBoard events when tensorboard is installed).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from segmentation.training.checkpoint import orphaned_temporary_files, read_checkpoint
+from segmentation.modelfile import orphaned_temporary_files, read_checkpoint
 from segmentation.training.config import Config
 
 #: Files a run writes into a member folder (``member_N/``), and into the run folder.
@@ -187,3 +188,33 @@ def write_metrics(history: list[dict[str, Any]], path: str | Path) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+class EpochLog:
+    """``metrics.csv`` (rewritten from the history each epoch) and TensorBoard events (when
+    tensorboard is installed) of one member; main rank only."""
+
+    def __init__(self, folder: Path, enabled: bool):
+        """Log into ``folder`` (a member's run folder); ``enabled`` False: log nothing."""
+        self.path = folder / "metrics.csv"
+        self.enabled = enabled
+        self.tb = None
+        if enabled:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(folder / "tensorboard"))
+            except ImportError:  # tensorboard is optional
+                self.tb = None
+
+    def log(self, history: list[dict[str, Any]]) -> None:
+        """Record the history whose last row is the epoch just finished."""
+        if not self.enabled:
+            return
+        write_metrics(history, self.path)
+        row = history[-1]
+        if self.tb is not None:
+            for key, value in row.items():
+                if isinstance(value, int | float) and key not in ("epoch", "member"):
+                    self.tb.add_scalar(key, value, row["epoch"])
+            self.tb.flush()

@@ -63,8 +63,8 @@ def run_peer(arch: Any, config: Any, split: Any) -> tuple[Predictor, dict[str, A
 
     The run folder is ``<output>/runs/<slug of the name>``.
     """
+    from segmentation.benchmark.config import slug
     from segmentation.benchmark.peers import load_peer
-    from segmentation.benchmark.runner import slug
     from segmentation.evaluation.matching import dsb_score
 
     adapter = load_peer(arch.peer)

@@ -1,6 +1,6 @@
 """Checksums that prove a model file is whole and unedited.
 
-Every model file that :func:`segmentation.training.checkpoint.atomic_save` writes (the trainer's
+Every model file that :func:`segmentation.modelfile.write.atomic_save` writes (the trainer's
 ``model.pt``, ``best.pt`` and ``last.pt``, the shipped default model, the device kit's models, a
 fine-tuned model) stores:
 
@@ -19,7 +19,7 @@ fine-tuned model) stores:
   scheduler, RNG, history), so that ``--resume`` never continues from a damaged state.
 
 Each route carries the same keys for its own content.
-:func:`segmentation.training.checkpoint.read_checkpoint` recomputes them and refuses a file whose
+:func:`segmentation.modelfile.read.read_checkpoint` recomputes them and refuses a file whose
 bytes changed after it was written: "model file X is corrupt (checksum mismatch)" for the weights,
 "model file X is corrupt or edited: the settings ... do not match their checksum" for the
 settings (:func:`settings_error`). ``torch.load`` itself does not check the zip archive's CRCs, so
@@ -30,20 +30,18 @@ Older files load as before: a file without ``settings_sha256`` (written before i
 checked on its weights only, without a warning; a file written before checksums existed loads
 with one warning per file and process ("... has no checksum ...") that names the way to add them::
 
-    python -m segmentation.training.checksum MODEL.pt [MODEL.pt ...]
+    python -m segmentation.modelfile.stamp MODEL.pt [MODEL.pt ...]
 
 which rewrites each file with every checksum it lacks (``settings_sha256`` included) and leaves
 every weight and setting identical (checked). Settings changed on purpose (e.g. a threshold set
 by hand) are accepted, the weights still verified, with::
 
-    python -m segmentation.training.checksum --accept-settings MODEL.pt
+    python -m segmentation.modelfile.stamp --accept-settings MODEL.pt
 """
 
 from __future__ import annotations
 
 import hashlib
-import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +129,7 @@ def settings_sha256(ckpt: dict[str, Any]) -> str:
     as in :func:`state_sha256` (dict keys sorted, lists and tuples alike).
 
     Args:
-        ckpt: a checkpoint dict (see :mod:`segmentation.training.checkpoint`), as written or as
+        ckpt: a checkpoint dict (see :mod:`segmentation.modelfile`), as written or as
             loaded.
 
     Returns:
@@ -174,7 +172,7 @@ def checksums(ckpt: dict[str, Any]) -> dict[str, str]:
     """The checksum entries a checkpoint dict is written with: ``weights_sha256`` and
     ``settings_sha256`` always, ``training_state_sha256`` when it has a training state and
     ``size_model_sha256`` when it has a size model. A route's own entries are not included
-    (:func:`segmentation.training.checkpoint.atomic_save` stamps each route with its own)."""
+    (:func:`segmentation.modelfile.write.atomic_save` stamps each route with its own)."""
     out = {}
     for key in KEYS:
         digest = _expected(ckpt, key)
@@ -225,8 +223,8 @@ def settings_error(path: str | Path, where: str = "") -> ValueError:
         f"model file {str(path)!r} is corrupt or edited: the settings{where} (post-processing "
         "thresholds, normalisation, network config, recipe) do not match their checksum "
         f"({SETTINGS_KEY}). Re-download or retrain it; if the settings were changed on purpose, "
-        f"accept them with `python -m segmentation.training.checksum --accept-settings {path}` "
-        "(or save the checkpoint dict through segmentation.training.checkpoint.atomic_save)"
+        f"accept them with `python -m segmentation.modelfile.stamp --accept-settings {path}` "
+        "(or save the checkpoint dict through segmentation.modelfile.write.atomic_save)"
     )
 
 
@@ -241,73 +239,3 @@ def check_settings(path: str | Path, ckpt: dict[str, Any], where: str = "") -> N
     """
     if mismatched(ckpt, (SETTINGS_KEY,)):
         raise settings_error(path, where)
-
-
-def _content(ckpt: dict[str, Any]) -> dict[str, Any]:
-    """Digests of a checkpoint's content, its routes' included (stored checksums left out)."""
-    routes = ckpt.get("routes") or {}
-    return {**checksums(ckpt), "routes": {k: _content(r) for k, r in routes.items()}}
-
-
-def add_checksum(path: str | Path, accept_settings: bool = False) -> bool:
-    """Rewrite the model file ``path`` with every checksum it lacks, content identical.
-
-    Args:
-        path: the model file.
-        accept_settings: also accept settings that no longer match their ``settings_sha256``
-            (changed on purpose, e.g. a threshold set by hand) and stamp them anew; the weights
-            are verified either way.
-
-    Returns:
-        True when the file was rewritten, False when it already had every checksum (and
-        ``accept_settings`` is off): left untouched.
-
-    Raises:
-        FileNotFoundError, ValueError: the file is not a readable model file, or a checksum does
-            not match (see :func:`~segmentation.training.checkpoint.read_checkpoint`), or the
-            weights or settings read back differ from the original's.
-    """
-    from segmentation.training.checkpoint import atomic_save, read_checkpoint
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the "no checksum" warning: being fixed here
-        before = read_checkpoint(path, verify_settings=not accept_settings)
-    if has_all_checksums(before) and not accept_settings:
-        return False
-    atomic_save(before, path)
-    after = read_checkpoint(path)
-    for old, new in zip(before["members"], after["members"], strict=True):
-        old, new = old["state_dict"], new["state_dict"]
-        if old.keys() != new.keys() or not all(
-            old[k].dtype == new[k].dtype and torch.equal(old[k], new[k]) for k in old
-        ):
-            raise ValueError(f"the weights read back from {path} differ from the original's")
-    if _content(before) != _content(after):
-        raise ValueError(f"the settings or routes read back from {path} differ from the original's")
-    return True
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m segmentation.training.checksum [--accept-settings] MODEL.pt ...``: add the
-    missing checksums in place (``--accept-settings``: also stamp settings changed on purpose)."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    accept = "--accept-settings" in args
-    paths = [a for a in args if a != "--accept-settings"]
-    if not paths or any(p.startswith("-") for p in paths):
-        print(
-            "usage: python -m segmentation.training.checksum [--accept-settings] MODEL.pt [...]",
-            file=sys.stderr,
-        )
-        return 2
-    for path in paths:
-        try:
-            done = add_checksum(path, accept_settings=accept)
-        except (FileNotFoundError, ValueError) as err:
-            print(f"{path}: {err}", file=sys.stderr)
-            return 2
-        print(f"{path}: {'checksums written' if done else 'already has every checksum'}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

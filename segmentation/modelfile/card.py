@@ -1,17 +1,36 @@
-""":class:`ModelCard`: a model card that prints as a short summary and reads as a dict.
+"""The model card: the keys a shipped model describes itself with, the check that they are plain
+values, and :class:`ModelCard`, which prints as a short summary and reads as a dict.
 
 ``print(model.model_card)`` shows a screenful (name, network, recipe and training budget, data,
 licence, validation and held-out scores against the baseline, held-out sources, size models,
 where the commands to retrain are); the long
 lists of image names stay out of the printed form and are read as before, e.g.
 ``card["split"]["validation_ids"]`` and ``card["held_out_groups"]["test_ids"]``. The keys are
-described in :mod:`segmentation.training.checkpoint`.
+described in :mod:`segmentation.modelfile`.
 """
 
 from __future__ import annotations
 
 import textwrap
 from typing import Any
+
+#: Keys a model card must have (described in :mod:`segmentation.modelfile`).
+MODEL_CARD_KEYS = (
+    "name",
+    "description",
+    "recipe",
+    "data",
+    "licence",
+    "split",
+    "validation",
+    "baseline",
+    "parameters",
+    "weights_dtype",
+    "training",
+    "date",
+    "retrain",
+)
+_PLAIN = (str, int, float, bool, type(None))
 
 _WIDTH = 100
 _LABEL = 13  # width of the label column
@@ -25,7 +44,7 @@ def _scores(row: dict[str, Any] | None) -> str:
 
 
 class ModelCard(dict):
-    """A model card (a dict of plain values, see :mod:`segmentation.training.checkpoint`) whose
+    """A model card (a dict of plain values, see :mod:`segmentation.modelfile`) whose
     ``str()`` and ``repr()`` are a short, readable summary.
 
     Every dict operation works as on the plain dict it was made from (``card == dict(card)``).
@@ -182,3 +201,51 @@ class ModelCard(dict):
         return "\n".join(out)
 
     __repr__ = __str__
+
+
+def _check_plain(value: Any, where: str) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"model card key {where}.{key!r} must be a string")
+            _check_plain(item, f"{where}.{key}")
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _check_plain(item, f"{where}[{i}]")
+    elif not isinstance(value, _PLAIN):
+        raise ValueError(
+            f"model card value {where} is a {type(value).__name__}; only str, int, float, bool, "
+            "None and lists/dicts of them can be stored (convert tensors and arrays with .tolist() "
+            "or float())"
+        )
+
+
+def check_model_card(card: dict[str, Any], *, complete: bool = False) -> dict[str, Any]:
+    """Check that ``card`` is a dict of plain values; returns a copy (lists for tuples).
+
+    Args:
+        card: the model card (see the module docstring).
+        complete: also require every key of :data:`MODEL_CARD_KEYS`.
+
+    Raises:
+        TypeError: ``card`` is not a dict. ValueError: a value is not plain, or (``complete``)
+            a key is missing.
+    """
+    if not isinstance(card, dict):
+        raise TypeError(f"a model card must be a dict, got {type(card).__name__}")
+    _check_plain(card, "model_card")
+    if complete:
+        missing = [key for key in MODEL_CARD_KEYS if key not in card]
+        if missing:
+            raise ValueError(
+                f"model card lacks the keys {missing}; every card has {MODEL_CARD_KEYS}"
+            )
+
+    def copy(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: copy(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [copy(v) for v in value]
+        return value
+
+    return copy(card)
