@@ -19,6 +19,7 @@ SUBCOMMANDS = (
     "segmentation.cli_large",
     "segmentation.evaluation.cli_evaluate",
     "segmentation.datasets.cli_pack",
+    "segmentation.export.cli_bioimageio",
     "segmentation.benchmark.cli_benchmark",
     "segmentation.cli_demo",
 )

@@ -1,18 +1,25 @@
-"""Exports that other tools open: QuPath (GeoJSON detections) and Fiji (ImageJ ROI zip).
+"""Exports that other tools open: QuPath (GeoJSON detections), Fiji (ImageJ ROI zip) and the
+BioImage Model Zoo (a model package).
 
 - :func:`to_geojson` -> ``<stem>_nuclei.geojson``: a FeatureCollection of nucleus polygons in
   pixel coordinates, with the per-nucleus measurements, as QuPath imports detections.
 - :func:`to_imagej_rois` -> ``<stem>_rois.zip``: one polygon ROI per nucleus (``roifile``), named
   by label, for Fiji's ROI Manager.
+- :func:`to_bioimageio` -> ``PACKAGE.zip``: one network of a model as a BioImage Model Zoo package
+  (format 0.5: TorchScript and state-dict weights, preprocessing, test tensors, cover, README;
+  the watershed decoding named as post-processing the zoo cannot run);
+  ``segmentation export-bioimageio MODEL --output PACKAGE.zip`` writes it.
 
-Both outline each label exactly along its pixel edges (:mod:`segmentation.export.outlines`), so
-filling the polygons gives back the labels pixel for pixel (:func:`from_geojson` does it for
-GeoJSON). ``segmentation segment --export geojson,imagej`` writes them next to the other outputs;
-:data:`EXPORTS` maps each ``--export`` name to its file suffix.
+The label exports outline each label exactly along its pixel edges
+(:mod:`segmentation.export.outlines`), so filling the polygons gives back the labels pixel for
+pixel (:func:`from_geojson` does it for GeoJSON). ``segmentation segment --export geojson,imagej``
+writes them next to the other outputs; :data:`EXPORTS` maps each ``--export`` name to its file
+suffix.
 """
 
 from __future__ import annotations
 
+from segmentation.export.bioimageio import to_bioimageio
 from segmentation.export.geojson import from_geojson, nucleus_features, to_geojson
 from segmentation.export.imagej import to_imagej_rois
 from segmentation.export.outlines import label_polygons
@@ -53,6 +60,7 @@ __all__ = [
     "label_polygons",
     "nucleus_features",
     "parse_exports",
+    "to_bioimageio",
     "to_geojson",
     "to_imagej_rois",
 ]
