@@ -1,5 +1,5 @@
 """``segmentation`` command line: train | finetune | segment | segment-large | evaluate | pack |
-benchmark | demo.
+export-bioimageio | benchmark | demo.
 
 Each subcommand lives next to what it drives and exposes ``add_parser(subparsers)``, which
 registers the subcommand and sets ``func(args) -> int``.

@@ -3,6 +3,8 @@ BioImage Model Zoo (a model package).
 
 - :func:`to_geojson` -> ``<stem>_nuclei.geojson``: a FeatureCollection of nucleus polygons in
   pixel coordinates, with the per-nucleus measurements, as QuPath imports detections.
+- :func:`stream_geojson`: the same file for a label array larger than memory (a Zarr array, e.g.
+  ``segment_large``'s output), written block by block.
 - :func:`to_imagej_rois` -> ``<stem>_rois.zip``: one polygon ROI per nucleus (``roifile``), named
   by label, for Fiji's ROI Manager.
 - :func:`to_bioimageio` -> ``PACKAGE.zip``: one network of a model as a BioImage Model Zoo package
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 from segmentation.export.bioimageio import to_bioimageio
 from segmentation.export.geojson import from_geojson, nucleus_features, to_geojson
+from segmentation.export.geojson_stream import stream_geojson
 from segmentation.export.imagej import to_imagej_rois
 from segmentation.export.outlines import label_polygons
 
@@ -60,6 +63,7 @@ __all__ = [
     "label_polygons",
     "nucleus_features",
     "parse_exports",
+    "stream_geojson",
     "to_bioimageio",
     "to_geojson",
     "to_imagej_rois",
