@@ -8,7 +8,10 @@ STAMP := $(VENV)/.installed
 PEERS_VENV := .venv-peers
 PEERS_STAMP := $(PEERS_VENV)/.installed
 
-.PHONY: install test test-all lint format demo clean device-kit peers-test
+NAPARI_VENV := .venv-napari
+NAPARI_STAMP := $(NAPARI_VENV)/.installed
+
+.PHONY: install test test-all lint format demo clean device-kit peers-test napari-test
 
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -49,5 +52,19 @@ $(PEERS_STAMP): pyproject.toml constraints-peers.txt
 peers-test: $(PEERS_STAMP)
 	OMP_NUM_THREADS=1 $(PEERS_VENV)/bin/pytest -q -m peers
 
+# The napari plugin (segmentation/napari/) in its own environment (napari, PyQt6, pytest-qt; about
+# 6.6 GB, like .venv), and its tests in a real, off-screen viewer: Qt's offscreen platform has no
+# OpenGL, so the tests make a Mesa EGL context current (segmentation/napari/_headless.py; needs
+# libEGL, as on this machine). About 2 minutes; `make test` skips these tests.
+$(NAPARI_STAMP): pyproject.toml constraints-napari.txt
+	python3 -m venv $(NAPARI_VENV)
+	$(NAPARI_VENV)/bin/pip install -q --upgrade pip
+	$(NAPARI_VENV)/bin/pip install -q -c constraints-napari.txt -e ".[napari,dev]" pytest-qt
+	touch $(NAPARI_STAMP)
+
+napari-test: $(NAPARI_STAMP)
+	QT_QPA_PLATFORM=offscreen PYOPENGL_PLATFORM=egl EGL_PLATFORM=surfaceless OMP_NUM_THREADS=1 \
+		$(NAPARI_VENV)/bin/pytest -q -m napari tests/test_napari_plugin.py
+
 clean:
-	rm -rf $(VENV) $(PEERS_VENV) demo_output .pytest_cache
+	rm -rf $(VENV) $(PEERS_VENV) $(NAPARI_VENV) demo_output .pytest_cache
