@@ -31,7 +31,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--table", default=None, help="nucleus table CSV (default: beside it)")
     parser.add_argument("--model", default=None, help="model file (default: the shipped model)")
     parser.add_argument(
-        "--block-size", type=int, default=None, help="block side in pixels (default 2048)"
+        "--block-size",
+        type=int,
+        default=None,
+        help="block side in pixels (default 2048; smaller for less memory per worker)",
     )
     parser.add_argument(
         "--overlap", type=int, default=None, help="halo around each block in pixels (default: auto)"
@@ -43,7 +46,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument("--threads-per-worker", type=int, default=1, help="local threads/worker")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda (on each worker)")
-    parser.add_argument("--tile-size", type=int, default=None, help="tile side within blocks")
+    parser.add_argument(
+        "--tile-size",
+        type=int,
+        default=None,
+        help="tile side within blocks (default: 1024 or up to 1280, fitted to each block)",
+    )
     parser.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
     parser.add_argument("--tta", action="store_true", help="average 8 rotations/mirrors")
     scale = parser.add_mutually_exclusive_group()

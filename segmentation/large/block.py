@@ -3,7 +3,8 @@
 A block's window (its core plus the halo) is segmented by the same pipeline as ``segment()``
 (:mod:`segmentation.inference.engine`: tiles, batches, blending, decoding, the nucleus table),
 with two differences: the normalisation range and the nucleus size are the whole image's, decided
-once for all blocks (:mod:`.stats`, the pilot of :func:`pilot_labels`), never per block.
+once for all blocks (:mod:`.stats`, and the first blocks' pass of :func:`pilot_block`), never
+per block; and the tiles are fitted to the window (:mod:`.tiles`).
 
 The block keeps its *candidates*: the nuclei whose centroid lies in its core grown by ``margin``
 pixels and that do not touch a cut edge of the window (where the image goes on, so the nucleus
@@ -18,7 +19,7 @@ import os
 import threading
 import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ import numpy as np
 from segmentation.inference.options import SegmentOptions
 from segmentation.large.grid import BlockGrid, Box
 from segmentation.large.source import ImageSource, read_window
+from segmentation.large.tiles import fit_tiles
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ class BlockJob:
             (:class:`~segmentation.large.view.ImageView`); ``None``: the model's own.
         density_offset: the whole image's haematoxylin background, when the network sees
             stained tissue as haematoxylin density; ``None``: it sees the pixels as read.
+        fit_tiles: fit the tiles to each window (:func:`~.tiles.fit_tiles`, from
+            ``tile_size`` up); ``False``: tiles of ``tile_size``, as the caller asked.
     """
 
     source: ImageSource
@@ -64,6 +68,7 @@ class BlockJob:
     torch_threads: int | None = None
     route: str | None = None
     density_offset: float | None = None
+    fit_tiles: bool = True
 
 
 @dataclass
@@ -76,12 +81,37 @@ class BlockResult:
             image coordinates), ``label`` numbering them ``1..k`` within the block.
         skipped: the block's file existed (a restarted job): nothing was computed.
         seconds: time spent segmenting it (0 when skipped).
+        phases: seconds per step: ``model`` (the worker's model: loaded on its first block),
+            ``read``, ``network`` (normalising, forward passes, blending), ``decode``, ``table``
+            (scores and measurements), ``save``.
     """
 
     index: tuple[int, int]
     table: np.ndarray
     skipped: bool
     seconds: float
+    phases: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class PilotBlock:
+    """One block of the first blocks' pass (:func:`pilot_block`): the block, segmented and saved
+    at one scale, and what the whole image's nucleus size is decided from.
+
+    Attributes:
+        block: the block's :class:`BlockResult` (its file is in the job's ``parts``).
+        areas: ``(n,)`` int64 areas (source pixels) of the nuclei whose centroid lies in the
+            block's core and that touch no cut edge of its window (each nucleus of the image is
+            counted by one block).
+        style: the style rows of the window's tiles, added up (one float32 array per encoder
+            stage, :mod:`segmentation.inference.size_model`), or ``None``.
+        style_windows: the tiles ``style`` adds up (0: none).
+    """
+
+    block: BlockResult
+    areas: np.ndarray
+    style: list[np.ndarray] | None = None
+    style_windows: int = 0
 
 
 def part_path(parts: str | os.PathLike, index: tuple[int, int]) -> Path:
@@ -147,39 +177,13 @@ def block_view(job: BlockJob, image: np.ndarray) -> np.ndarray | None:
     return np.repeat(hematoxylin(image, job.density_offset)[..., None], 3, axis=2)
 
 
-def segment_window(
-    model: Any,
-    settings: Any,
-    image: np.ndarray,
-    lo: float,
-    hi: float,
-    details: bool,
-    seen: np.ndarray | None = None,
-) -> Any:
-    """Segment one ``(h, w, C)`` window with a fixed normalisation range.
-
-    Args:
-        model: a :class:`~segmentation.inference.SegmentationModel`.
-        settings: :class:`~segmentation.inference.engine.Settings` (one pass: its options must
-            not estimate the diameter).
-        image: ``(h, w, C)`` array, ``C`` in ``{1, 3}`` (see
-            :func:`~segmentation.large.source.read_window`).
-        lo, hi: the whole image's normalisation range.
-        details: also return the :class:`~segmentation.inference.SegmentDetails`.
-        seen: the view the network sees (:func:`block_view`), ``None``: ``image`` itself.
-
-    Returns:
-        ``(h, w)`` int32 labels ``1..N``, or ``(labels, details)``.
-    """
-    from segmentation.inference.engine import finish, make_job, run_network
-
-    job = make_job(model, image, settings, intensity=(lo, hi), seen=seen)  # the image's range
-    run_network(model, [job], settings)
-    return finish(model, job, settings, details)
-
-
-def _settings(job: BlockJob, model: Any, options: SegmentOptions) -> Any:
+def _settings(job: Any, model: Any, options: SegmentOptions, window: Box | None = None) -> Any:
+    """The pipeline's settings (:class:`~segmentation.inference.engine.Settings`) for a window:
+    the job's, with the tiles fitted to the window (unless ``job.fit_tiles`` is off or no window
+    is given); sets this task's PyTorch threads."""
     from segmentation.inference.api import _settings as resolve
+    from segmentation.inference.inputs import scaled_shape
+    from segmentation.inference.model import INPUT_MULTIPLE
 
     if job.torch_threads:
         import torch
@@ -187,7 +191,27 @@ def _settings(job: BlockJob, model: Any, options: SegmentOptions) -> Any:
         if torch.get_num_threads() != job.torch_threads:
             torch.set_num_threads(job.torch_threads)
     settings = resolve(model, job.tile_size, job.tile_overlap, job.tta, job.batch_size, options)
-    return replace(settings, nuclear_view=False)  # decided once for the image: large/view.py
+    settings = replace(settings, nuclear_view=False)  # decided once for the image: large/view.py
+    if window is None or not getattr(job, "fit_tiles", False) or settings.tile_size is None:
+        return settings
+    shape = scaled_shape(window.shape, options.resize_factor)
+    tile, batch = fit_tiles(
+        shape, settings.tile_size, settings.overlap, settings.batch_size, INPUT_MULTIPLE,
+        model.family.dense,
+    )  # fmt: skip
+    return replace(settings, tile_size=tile, batch_size=batch)
+
+
+def _touches_cut(table: np.ndarray, window: Box, grid: BlockGrid) -> np.ndarray:
+    """Which nuclei of a window's table (window coordinates) touch an edge of the window that
+    lies inside the image (where the nucleus may go on)."""
+    height, width = window.shape
+    return (
+        ((window.y0 > 0) & (table["bbox_y0"] <= 0))
+        | ((window.x0 > 0) & (table["bbox_x0"] <= 0))
+        | ((window.y1 < grid.height) & (table["bbox_y1"] >= height))
+        | ((window.x1 < grid.width) & (table["bbox_x1"] >= width))
+    )
 
 
 def candidates(table: np.ndarray, window: Box, core: Box, grid: BlockGrid, margin: int):
@@ -204,22 +228,13 @@ def candidates(table: np.ndarray, window: Box, core: Box, grid: BlockGrid, margi
     """
     cy = table["centroid_y"] + window.y0
     cx = table["centroid_x"] + window.x0
-    height, width = window.shape
-    cut_top, cut_left = window.y0 > 0, window.x0 > 0
-    cut_bottom, cut_right = window.y1 < grid.height, window.x1 < grid.width
-    touches_cut = (
-        (cut_top & (table["bbox_y0"] <= 0))
-        | (cut_left & (table["bbox_x0"] <= 0))
-        | (cut_bottom & (table["bbox_y1"] >= height))
-        | (cut_right & (table["bbox_x1"] >= width))
-    )
     near = (
         (cy >= core.y0 - margin)
         & (cy < core.y1 + margin)
         & (cx >= core.x0 - margin)
         & (cx < core.x1 + margin)
     )
-    return near & ~touches_cut & (table["area"] > 0)
+    return near & ~_touches_cut(table, window, grid) & (table["area"] > 0)
 
 
 def _structured(frame: Any) -> np.ndarray:
@@ -240,6 +255,48 @@ def _write_part(path: Path, **arrays: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
+def _segment(job: BlockJob, index: tuple[int, int], model: Any, style: bool):
+    """Segment block ``index``'s window and save its candidates.
+
+    Returns:
+        ``(BlockResult, window table, engine job)``: the table in window coordinates, the engine
+        job holding the tiles' style when ``style`` was asked for.
+    """
+    from segmentation.inference.engine import finish, make_job, run_network
+
+    began = time.perf_counter()
+    network = block_network(job, model)
+    loaded = time.perf_counter()
+    window, core = job.grid.window(index), job.grid.core(index)
+    settings = _settings(job, network, job.options, window)
+    image = read_window(job.source, window, job.options.channel)
+    seen = block_view(job, image)
+    read = time.perf_counter() - loaded
+    work = make_job(network, image, settings, intensity=(job.lo, job.hi), seen=seen)
+    work.wants_style = style  # the size model reads the style from this pass
+    run_network(network, [work], settings)
+    labels, details = finish(network, work, settings, True)
+    table = _structured(details.nuclei)
+    keep = candidates(table, window, core, job.grid, job.margin)
+    lut = np.zeros(len(table) + 1, np.uint32)
+    lut[1:][keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.uint32)
+    kept = table[keep].copy()
+    kept["label"] = np.arange(1, len(kept) + 1)
+    for name, shift in (("centroid_y", window.y0), ("bbox_y0", window.y0), ("bbox_y1", window.y0)):
+        kept[name] += shift
+    for name, shift in (("centroid_x", window.x0), ("bbox_x0", window.x0), ("bbox_x1", window.x0)):
+        kept[name] += shift
+    dtype = np.uint16 if len(kept) < 2**16 else np.uint32
+    window_array = np.array([window.y0, window.y1, window.x0, window.x1], np.int64)
+    saving = time.perf_counter()
+    path = part_path(job.parts, index)
+    _write_part(path, labels=lut[labels].astype(dtype), table=kept, window=window_array)
+    done = time.perf_counter()
+    phases = {"model": loaded - began, "read": read, **details.timings, "save": done - saving}
+    result = BlockResult(index, kept, False, done - began, phases)
+    return result, table, work
+
+
 def segment_block(job: BlockJob, index: tuple[int, int], model: Any) -> BlockResult:
     """Segment one block (a Dask task): segment its window, keep and save its candidates.
 
@@ -255,57 +312,27 @@ def segment_block(job: BlockJob, index: tuple[int, int], model: Any) -> BlockRes
     path = part_path(job.parts, index)
     if path.exists():
         return BlockResult(index, read_part(job.parts, index, False)["table"], True, 0.0)
-    began = time.perf_counter()
-    model = block_network(job, model)
-    settings = _settings(job, model, job.options)
-    window, core = job.grid.window(index), job.grid.core(index)
-    image = read_window(job.source, window, job.options.channel)
-    seen = block_view(job, image)
-    labels, details = segment_window(model, settings, image, job.lo, job.hi, True, seen)
-    table = _structured(details.nuclei)
-    keep = candidates(table, window, core, job.grid, job.margin)
-    lut = np.zeros(len(table) + 1, np.uint32)
-    lut[1:][keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.uint32)
-    kept = table[keep].copy()
-    kept["label"] = np.arange(1, len(kept) + 1)
-    for name, shift in (("centroid_y", window.y0), ("bbox_y0", window.y0), ("bbox_y1", window.y0)):
-        kept[name] += shift
-    for name, shift in (("centroid_x", window.x0), ("bbox_x0", window.x0), ("bbox_x1", window.x0)):
-        kept[name] += shift
-    dtype = np.uint16 if len(kept) < 2**16 else np.uint32
-    window_array = np.array([window.y0, window.y1, window.x0, window.x1], np.int64)
-    _write_part(path, labels=lut[labels].astype(dtype), table=kept, window=window_array)
-    return BlockResult(index, kept, False, time.perf_counter() - began)
+    return _segment(job, index, model, False)[0]
 
 
-def pilot_labels(
-    job: BlockJob, box: Box, model: Any, diameter: float | None = None
-) -> tuple[np.ndarray, float | None]:
-    """Segment one window for the automatic nucleus size (a Dask task): at the image's own scale,
-    or at ``diameter`` (the pass that must confirm a size model's reading).
+def pilot_block(job: BlockJob, index: tuple[int, int], model: Any, style: bool) -> PilotBlock:
+    """Segment one of the first blocks (a Dask task) as :func:`segment_block` does, and return
+    what the nucleus size is decided from: the nuclei's areas and, when ``style``, the style the
+    network's size model reads (recorded during the same forward passes, at no extra cost).
 
     Args:
-        job: the job's settings (its options' scale and diameter are ignored here).
-        box: the window.
+        job: the job's settings at the scale to try (its ``parts`` folder is the pilot's own).
+        index: ``(row, col)`` of the block.
         model: as for :func:`segment_block`.
-        diameter: segment the window resized to this nucleus diameter; ``None``: its own scale.
+        style: record the tiles' style for the size model.
 
     Returns:
-        ``(labels, size)``: ``(h, w)`` int32 labels of the nuclei that do not touch the window's
-        edge, and the diameter the network's size model reads in the window (pixels; ``None``
-        without a size model, :mod:`segmentation.inference.size_model`).
+        A :class:`PilotBlock`; the block's file is written in ``job.parts`` (always segmented,
+        never skipped).
     """
-    from skimage.segmentation import clear_border
-
-    from segmentation.inference.engine import finish, make_job, run_network
-
-    model = block_network(job, model)
-    options = replace(job.options, scale=None, diameter=diameter, auto_diameter=False)
-    settings = _settings(job, model, options)
-    image = read_window(job.source, box, job.options.channel)
-    seen = block_view(job, image)
-    window = make_job(model, image, settings, intensity=(job.lo, job.hi), seen=seen)
-    window.wants_style = diameter is None  # the size model reads it from this pass
-    run_network(model, [window], settings)
-    labels = clear_border(finish(model, window, settings, False))
-    return labels, window.size_estimate(model)
+    result, table, work = _segment(job, index, model, style)
+    whole = candidates(table, job.grid.window(index), job.grid.core(index), job.grid, 0)
+    rows = None
+    if work.style is not None:
+        rows = [np.asarray(row, np.float32) for row in work.style]
+    return PilotBlock(result, table["area"][whole].astype(np.int64), rows, work.style_windows)

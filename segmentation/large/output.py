@@ -7,8 +7,10 @@ and the parts folder with the job's manifest, which lets a killed job resume.
   the image, length 1 except ``y`` and ``x``; NGFF 0.4 or 0.5 as the image), the table
   ``<stem>_nuclei.csv`` and ``<stem>_nuclei.parts/`` beside the image.
 
-The parts folder holds ``job.json`` (the settings and the whole-image statistics decided at the
-start) and one file per finished block; it is removed when the job completes. The finished
+The parts folder holds ``job.json`` (the settings and the whole-image statistics and nucleus size
+decided at the start), one file per finished block, and, while the nucleus size is decided, the
+first blocks' files in folders of their own (:mod:`.passes`); it is removed when the job
+completes. The finished
 output carries ``segmentation_large`` attributes (the settings, the nucleus count, complete).
 """
 
