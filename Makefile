@@ -21,10 +21,11 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# Two pytest workers (pytest-xdist), one per core, each test file on one worker.
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n 2 --dist loadfile
 
 # Also the tests marked slow (the full-size recipes' smoke runs, the GPU run script on the CPU,
 # checks over the whole DSB2018 set): about 1.5 minutes more.
