@@ -374,6 +374,7 @@ def test_ship_script_adds_a_network_for_stained_tissue(small_checkpoint, tmp_pat
     assert "another split (data.['split_seed'] differ)" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # ~12-23 s; the ship script's checks: test_ship_script_scores_checks_and_writes_a_card
 def test_ship_script_judges_on_held_out_sources(small_checkpoint, tmp_path, monkeypatch, capsys):
     import hashlib
 

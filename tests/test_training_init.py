@@ -29,6 +29,7 @@ def _parameters(path):
     return {k: v.float() for k, v in state.items() if "running_" not in k and v.is_floating_point()}
 
 
+@pytest.mark.slow  # ~15-30 s (the shipped network trains); init from a file: the tests below
 def test_default_init_starts_from_the_shipped_weights(tmp_path):
     recipe = CONFIG_DIR / "default_unet.yaml"
     tuned = fit(tiny_config(recipe, tmp_path / "init", [*STILL, "train.init=default"]))
