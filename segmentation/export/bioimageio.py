@@ -224,17 +224,10 @@ def _unused(net: torch.nn.Module, side: int = 64) -> list[str]:
     a multiple of 32: any encoder depth takes it)."""
     import torch
 
-    called: set[str] = set()
-    hooks = [
-        module.register_forward_hook(lambda *_, name=name: called.add(name))
-        for name, module in net.named_modules()
-    ]
-    try:
-        with torch.no_grad():
-            net(torch.zeros(1, 3, side, side, device=next(net.parameters()).device))
-    finally:
-        for hook in hooks:
-            hook.remove()
+    from segmentation.models.dense import modules_run
+
+    x = torch.zeros(1, 3, side, side, device=next(net.parameters()).device)
+    _, called = modules_run(net, x)
     ran = {""}  # the modules that ran, or hold one that ran (a ModuleList is never called)
     for name in called:
         parts = name.split(".")

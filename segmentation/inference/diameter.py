@@ -63,7 +63,21 @@ def estimate_diameter(labels: np.ndarray, min_nuclei: int = MIN_NUCLEI) -> float
         when there are fewer than ``min_nuclei``.
     """
     areas = np.bincount(np.asarray(labels).ravel())[1:]
-    areas = areas[areas > 0]
+    return diameter_from_areas(areas[areas > 0], min_nuclei)
+
+
+def diameter_from_areas(areas: np.ndarray, min_nuclei: int = MIN_NUCLEI) -> float | None:
+    """Median equivalent diameter ``2 * sqrt(area / pi)`` of nuclei of these areas.
+
+    Args:
+        areas: ``(n,)`` pixel counts of the nuclei (any real dtype), e.g. gathered from the blocks
+            of a whole slide.
+        min_nuclei: fewest nuclei that give an estimate.
+
+    Returns:
+        The median diameter in pixels (float), or ``None`` under ``min_nuclei`` nuclei.
+    """
+    areas = np.asarray(areas, np.float64)
     if len(areas) < min_nuclei:
         return None
     return float(np.median(2.0 * np.sqrt(areas / np.pi)))

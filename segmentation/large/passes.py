@@ -97,18 +97,6 @@ class Decision:
     blocks: list[BlockResult] = field(default_factory=list)
 
 
-def median_diameter(areas: np.ndarray) -> float | None:
-    """The median equivalent diameter ``2 * sqrt(area / pi)`` of nuclei of these areas, or
-    ``None`` under :data:`~segmentation.inference.diameter.MIN_NUCLEI` nuclei (what
-    :func:`~segmentation.inference.diameter.estimate_diameter` gives for their labels)."""
-    from segmentation.inference.diameter import MIN_NUCLEI
-
-    areas = np.asarray(areas, np.float64)
-    if len(areas) < MIN_NUCLEI:
-        return None
-    return float(np.median(2.0 * np.sqrt(areas / np.pi)))
-
-
 def size_reading(network: Any, found: list[PilotBlock]) -> float | None:
     """The diameter the network's size model reads from the style of all the first blocks'
     tiles (as ``segment()`` reads it from all the tiles of its first pass), or ``None``."""
@@ -152,6 +140,7 @@ def first_blocks(
     """
     from segmentation.inference.diameter import (
         choose_diameter,
+        diameter_from_areas,
         fragments_confirmed,
         fragments_suspected,
     )
@@ -172,7 +161,7 @@ def first_blocks(
         return run_tasks(client, pilot_block, calls, desc, progress)
 
     found = run(None, PILOT, network.size_model is not None, "first blocks")
-    estimate = median_diameter(np.concatenate([f.areas for f in found]))
+    estimate = diameter_from_areas(np.concatenate([f.areas for f in found]))
     size = size_reading(network, found)
     reference = job.options.reference_diameter
     diameter = choose_diameter(estimate, reference, size)
@@ -181,7 +170,7 @@ def first_blocks(
     if not fragments_suspected(estimate, reference, size):
         return Decision(diameter)  # smaller nuclei: every block again at their size
     again = run(diameter, PILOT_RESIZED, False, "first blocks, resized")
-    second = median_diameter(np.concatenate([a.areas for a in again]))
+    second = diameter_from_areas(np.concatenate([a.areas for a in again]))
     if fragments_confirmed(estimate, second):
         return Decision(diameter, PILOT_RESIZED, [a.block for a in again])
     return Decision(None, PILOT, [f.block for f in found])
